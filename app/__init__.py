@@ -1,0 +1,1 @@
+"""tusgate: a resumable-upload gateway (tus) with a download front."""

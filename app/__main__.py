@@ -1,0 +1,98 @@
+"""Command line: ``python -m app serve | migrate | token USER | sweep``.
+
+Every command reads the same settings (environment and ``TUSGATE_CONFIG``), so a command run
+beside a gateway acts on the same database, stores and key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from contextlib import AsyncExitStack
+
+from app import db as database
+from app.auth.local import LocalIssuer
+from app.context import open_context
+from app.db.migrations import migrate
+from app.jobs.sweeper import Report, sweep
+from app.settings import Settings, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", help="address to listen on (default TUSGATE_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default TUSGATE_PORT or 8080)")
+    commands.add_parser("migrate", help="bring the database schema up to date")
+    token = commands.add_parser("token", help="print a bearer token from the local issuer")
+    token.add_argument("user", help="the user id (the token's subject)")
+    token.add_argument("--role", action="append", default=[], help="a role (repeatable)")
+    token.add_argument("--ttl", type=int, help="lifetime in seconds")
+    commands.add_parser("sweep", help="expire stale uploads and free their bytes, once")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = load_settings()
+    except (ValueError, OSError) as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return _serve(settings, args.host or settings.host, args.port or settings.port)
+    if args.command == "migrate":
+        applied = asyncio.run(_migrate(settings))
+        print(f"applied migrations: {applied}" if applied else "schema up to date")
+        return 0
+    if args.command == "token":
+        issuer = LocalIssuer.from_file(settings.effective_issuer_key_file)
+        print(issuer.issue(args.user, args.role, args.ttl or settings.token_ttl_seconds))
+        return 0
+    report = asyncio.run(_sweep(settings))
+    print(f"expired {report.expired}, completed {report.completed}, freed {report.released}")
+    return 0
+
+
+def _serve(settings: Settings, host: str, port: int) -> int:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    from app.main import create_app
+
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.keep_alive_timeout = 75  # longer than nginx's and most clients' idle timeouts
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        logging.getLogger("tusgate").info("tusgate listening on http://%s:%d/", host, port)
+        await serve(create_app(settings), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+    asyncio.run(run())
+    return 0
+
+
+async def _migrate(settings: Settings) -> list[int]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = await database.connect(settings.effective_database_url)
+    try:
+        return await migrate(db)
+    finally:
+        await db.disconnect()
+
+
+async def _sweep(settings: Settings) -> Report:
+    async with AsyncExitStack() as stack:
+        return await sweep(await open_context(settings, stack))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The long-lived parts of a running gateway, built from the settings and shared by handlers.
+
+Everything here is either stateless or shared through a service (database, Redis, S3): an
+instance holds nothing that another instance would need, except the running hashes, which are
+an optimisation with a fallback (see ``tus/hashes.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from databases import Database
+
+from app import db as database
+from app.auth.local import LocalIssuer
+from app.auth.middleware import Verifier
+from app.db.migrations import migrate
+from app.locks.base import Locker
+from app.locks.memory import MemoryLocker
+from app.locks.redis import RedisLocker
+from app.settings import LocationSettings, Settings
+from app.storage.base import Store
+from app.storage.filesystem import FilesystemStore
+from app.storage.s3 import S3Store
+from app.tus.hashes import RunningHashes
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    stores: dict[str, Store]
+    locker: Locker
+    issuer: LocalIssuer
+    verify: Verifier
+    hashes: RunningHashes = field(default_factory=RunningHashes)
+    tasks: TaskGroup | None = None
+
+    @property
+    def upload_store(self) -> Store:
+        return self.stores[self.settings.upload_location]
+
+    def spawn(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``job`` in the background for as long as the gateway runs."""
+        if self.tasks is not None:
+            self.tasks.start_soon(job)
+
+
+def build_store(location: LocationSettings, settings: Settings) -> Store:
+    if location.backend == "s3":
+        return S3Store(location.name, location.s3, settings.effective_spool_dir, settings.max_size)
+    root = location.path or settings.data_dir / "files" / location.name
+    return FilesystemStore(location.name, root, fsync=settings.fsync)
+
+
+async def open_context(settings: Settings, stack: AsyncExitStack) -> Context:
+    """Connect everything (closing it through ``stack``) and bring the schema up to date."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.effective_spool_dir.mkdir(parents=True, exist_ok=True)
+    db = await database.connect(settings.effective_database_url)
+    stack.push_async_callback(db.disconnect)
+    await migrate(db)
+
+    stores: dict[str, Store] = {}
+    for location in settings.locations:
+        store = build_store(location, settings)
+        await store.start()
+        stack.push_async_callback(store.close)
+        stores[location.name] = store
+
+    locker: Locker
+    if settings.redis_url:
+        locker = RedisLocker(settings.redis_url, ttl=settings.lock_ttl_seconds)
+    else:
+        locker = MemoryLocker()
+    await locker.start()
+    stack.push_async_callback(locker.close)
+
+    issuer = LocalIssuer.from_file(settings.effective_issuer_key_file)
+    context = Context(
+        settings=settings,
+        db=db,
+        stores=stores,
+        locker=locker,
+        issuer=issuer,
+        verify=issuer.verify,
+    )
+    context.tasks = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(context.tasks.cancel_scope.cancel)
+    return context

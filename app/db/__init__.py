@@ -1,0 +1,28 @@
+"""The metadata database: PostgreSQL (asyncpg) in production, SQLite (aiosqlite) embedded.
+
+``connect`` is the one place that knows the difference between the two at connection time; the
+queries in ``uploads.py`` and ``files.py`` are SQLAlchemy Core and run unchanged on both.
+"""
+
+from __future__ import annotations
+
+from databases import Database
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+
+
+async def connect(url: str) -> Database:
+    if url.startswith("sqlite"):
+        # aiosqlite opens a connection per task: the busy timeout makes concurrent writers wait
+        # for each other instead of failing, and WAL lets readers proceed meanwhile.
+        db = Database(url, timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
+        await db.connect()
+        await db.execute("PRAGMA journal_mode=WAL")
+    else:
+        db = Database(url, min_size=1, max_size=20)
+        await db.connect()
+    return db
+
+
+def is_sqlite(db: Database) -> bool:
+    return db.url.dialect == "sqlite"

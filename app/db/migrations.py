@@ -1,0 +1,103 @@
+"""Versioned schema migrations, applied by ``python -m app migrate`` and at start-up.
+
+Each migration is frozen once released: a change to the schema is a new entry at the end, never
+an edit of an old one. The SQL is written once for both databases; ``{timestamp}`` stands for
+the one type that differs. Instances that start together serialise on an advisory lock
+(PostgreSQL) or on SQLite's single writer, so a migration is applied exactly once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from databases import Database
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "uploads and the file catalogue",
+        [
+            """CREATE TABLE uploads (
+                id TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                state TEXT NOT NULL,
+                upload_length BIGINT,
+                upload_offset BIGINT NOT NULL,
+                metadata TEXT NOT NULL,
+                filename TEXT,
+                content_type TEXT,
+                concat TEXT,
+                partials TEXT,
+                location TEXT NOT NULL,
+                store_key TEXT,
+                store_state TEXT NOT NULL,
+                sha256 TEXT,
+                created_at {timestamp} NOT NULL,
+                expires_at {timestamp},
+                completed_at {timestamp}
+            )""",
+            "CREATE INDEX uploads_owner ON uploads (owner)",
+            "CREATE INDEX uploads_state_expires ON uploads (state, expires_at)",
+            """CREATE TABLE files (
+                sha256 TEXT PRIMARY KEY,
+                size BIGINT NOT NULL,
+                created_at {timestamp} NOT NULL
+            )""",
+            """CREATE TABLE file_copies (
+                sha256 TEXT NOT NULL REFERENCES files (sha256),
+                location TEXT NOT NULL,
+                store_key TEXT NOT NULL,
+                state TEXT NOT NULL,
+                created_at {timestamp} NOT NULL,
+                PRIMARY KEY (sha256, location)
+            )""",
+            """CREATE TABLE file_owners (
+                sha256 TEXT NOT NULL REFERENCES files (sha256),
+                owner TEXT NOT NULL,
+                name TEXT,
+                content_type TEXT,
+                upload_id TEXT,
+                created_at {timestamp} NOT NULL,
+                expires_at {timestamp} NOT NULL,
+                legal_hold BOOLEAN NOT NULL,
+                PRIMARY KEY (sha256, owner)
+            )""",
+            "CREATE INDEX file_owners_owner ON file_owners (owner)",
+            "CREATE INDEX file_owners_expires ON file_owners (expires_at)",
+        ],
+    ),
+]
+
+_TYPES = {
+    "postgresql": {"timestamp": "TIMESTAMP WITH TIME ZONE"},
+    "sqlite": {"timestamp": "TIMESTAMP"},
+}
+_LOCK_ID = 0x7475_7367  # "tusg": the advisory lock that serialises migrating instances
+
+
+async def migrate(db: Database) -> list[int]:
+    """Apply the migrations this database lacks; returns the versions applied now."""
+    dialect = db.url.dialect
+    types = _TYPES[dialect]
+    applied_now: list[int] = []
+    async with db.transaction():
+        if dialect == "postgresql":
+            await db.execute(f"SELECT pg_advisory_xact_lock({_LOCK_ID})")
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        rows = await db.fetch_all("SELECT version FROM schema_migrations")
+        done = {row[0] for row in rows}
+        for version, name, statements in MIGRATIONS:
+            if version in done:
+                continue
+            for statement in statements:
+                await db.execute(statement.format(**types))
+            await db.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at)"
+                " VALUES (:version, :name, :applied_at)",
+                {"version": version, "name": name, "applied_at": datetime.now(UTC).isoformat()},
+            )
+            applied_now.append(version)
+    return applied_now

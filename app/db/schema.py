@@ -1,0 +1,104 @@
+"""The tables, as SQLAlchemy Core objects, for building queries.
+
+They mirror what ``migrations.py`` creates; a test compares the two. Times are stored in UTC and
+always come back timezone-aware, on SQLite as on PostgreSQL. JSON is kept as text so that both
+databases return the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData()
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        assert isinstance(moment, datetime)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class JSONText(sa.types.TypeDecorator[Any]):
+    impl = sa.Text()
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(value, separators=(",", ":"))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(value)
+
+
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("upload_length", sa.BigInteger),
+    sa.Column("upload_offset", sa.BigInteger, nullable=False),
+    # Upload-Metadata exactly as received (validated), so HEAD echoes it byte for byte; the
+    # decoded file name and type are kept apart for listings.
+    sa.Column("metadata", sa.Text, nullable=False),
+    sa.Column("filename", sa.Text),
+    sa.Column("content_type", sa.Text),
+    sa.Column("concat", sa.Text),  # None, "partial" or "final"
+    sa.Column("partials", JSONText),  # final uploads: ids of the partial uploads, in order
+    sa.Column("location", sa.Text, nullable=False),
+    sa.Column("store_key", sa.Text),  # None once the bytes belong to a file or are gone
+    sa.Column("store_state", JSONText, nullable=False),
+    sa.Column("sha256", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime),
+    sa.Column("completed_at", UTCDateTime),
+)
+
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("sha256", sa.Text, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+file_copies = sa.Table(
+    "file_copies",
+    metadata,
+    sa.Column("sha256", sa.Text, sa.ForeignKey("files.sha256"), primary_key=True),
+    sa.Column("location", sa.Text, primary_key=True),
+    sa.Column("store_key", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+file_owners = sa.Table(
+    "file_owners",
+    metadata,
+    sa.Column("sha256", sa.Text, sa.ForeignKey("files.sha256"), primary_key=True),
+    sa.Column("owner", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("content_type", sa.Text),
+    sa.Column("upload_id", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("legal_hold", sa.Boolean, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Background work that keeps storage and catalogue tidy, safe to run on every instance."""

@@ -1,0 +1,100 @@
+"""``create_app(settings)``: the Starlette application, its routes, middleware and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from app.api import files as files_api
+from app.api import uploads as uploads_api
+from app.api.responses import http_error
+from app.auth.middleware import BearerAuth
+from app.auth.principal import Principal
+from app.context import Context, open_context
+from app.jobs.sweeper import run_periodically
+from app.middleware.drain import DrainBody
+from app.settings import Settings
+from app.tus import routes as tus_routes
+from app.tus.method_override import MethodOverride
+
+PUBLIC_PATHS = frozenset({"/healthz"})
+TUS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Tus-Resumable",
+    "Upload-Checksum",
+    "Upload-Concat",
+    "Upload-Defer-Length",
+    "Upload-Length",
+    "Upload-Metadata",
+    "Upload-Offset",
+    "X-HTTP-Method-Override",
+    "X-Request-ID",
+    "X-Requested-With",
+]
+TUS_RESPONSE_HEADERS = [
+    "Location",
+    "Tus-Checksum-Algorithm",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Upload-Concat",
+    "Upload-Defer-Length",
+    "Upload-Expires",
+    "Upload-Length",
+    "Upload-Metadata",
+    "Upload-Offset",
+]
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+def create_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            context = await open_context(settings, stack)
+            app.state.context = context
+            context.spawn(lambda: run_periodically(context))
+            yield
+
+    async def verify(token: str) -> Principal:
+        context: Context = app.state.context
+        return await context.verify(token)
+
+    middleware = [
+        Middleware(DrainBody, idle_timeout=settings.patch_idle_timeout_seconds),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=TUS_REQUEST_HEADERS,
+            expose_headers=TUS_RESPONSE_HEADERS,
+            max_age=86400,
+        ),
+        Middleware(MethodOverride),
+        Middleware(BearerAuth, verify=verify, public_paths=PUBLIC_PATHS),
+    ]
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            *tus_routes.routes,
+            *uploads_api.routes,
+            *files_api.routes,
+        ],
+        middleware=middleware,
+        exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
+    )
+    return app

@@ -1,0 +1,1 @@
+"""Plain ASGI middleware that is not specific to one room (tus, auth)."""

@@ -1,0 +1,230 @@
+"""Every setting of the gateway, in one place.
+
+Values come from three layers, later ones winning: the defaults below, an optional TOML file
+named by ``TUSGATE_CONFIG``, and ``TUSGATE_*`` environment variables. Settings are read once,
+validated once (``load_settings`` raises ``ValueError`` with the offending name), and then
+passed around as a frozen object: nothing reads the environment after start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Connection to one S3-compatible service (MinIO, AWS, moto in the tests)."""
+
+    bucket: str = "tusgate"
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key: str | None = None
+    secret_key: str | None = None
+    prefix: str = ""
+    # Size of every multipart part but the last. Raised automatically for an upload whose
+    # length would otherwise need more than S3's 10,000 parts.
+    part_size: int = 5 * MiB
+    # Parts of one upload sent to S3 while the next part is still being received.
+    parts_in_flight: int = 2
+
+
+@dataclass(frozen=True)
+class LocationSettings:
+    """A named place where file bytes live."""
+
+    name: str = "local"
+    backend: str = "filesystem"  # "filesystem" or "s3"
+    path: Path | None = None  # filesystem: defaults to DATA_DIR/files/NAME
+    s3: S3Settings = field(default_factory=S3Settings)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty: SQLite under data_dir
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    # tus
+    max_size: int = 1 * GiB
+    min_size: int = 0
+    upload_expiry_seconds: int = 24 * 3600
+    lock_wait_seconds: float = 10.0
+    # Shorter than lock_wait_seconds: a request waiting for the lock of a crashed holder gets it
+    # when the lock expires, instead of answering 423.
+    lock_ttl_seconds: float = 8.0
+    patch_idle_timeout_seconds: float = 60.0
+    # Bytes gathered from the request body before hashing and writing them off the event loop.
+    write_batch_size: int = 256 * 1024
+    fsync: bool = True
+    cors_origins: tuple[str, ...] = ("*",)
+
+    # files
+    retention_days: int = 30
+    sweep_interval_seconds: float = 300.0
+
+    # identity (local mode)
+    local_issuer_key_file: Path | None = None  # defaults to DATA_DIR/local-issuer.jwk
+    token_ttl_seconds: int = 12 * 3600
+
+    # storage
+    locations: tuple[LocationSettings, ...] = (LocationSettings(),)
+    upload_location: str = "local"
+    spool_dir: Path | None = None  # defaults to DATA_DIR/spool
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'tusgate.sqlite3').resolve()}"
+
+    @property
+    def effective_spool_dir(self) -> Path:
+        return self.spool_dir or self.data_dir / "spool"
+
+    @property
+    def effective_issuer_key_file(self) -> Path:
+        return self.local_issuer_key_file or self.data_dir / "local-issuer.jwk"
+
+    def location(self, name: str) -> LocationSettings:
+        for location in self.locations:
+            if location.name == name:
+                return location
+        raise ValueError(f"no location named {name!r}")
+
+
+# Environment variable → (section path, field). Sections: "" is Settings itself, "s3" is the S3
+# connection of every s3 location that does not set its own value in the TOML file.
+_ENV: dict[str, tuple[str, str]] = {
+    "TUSGATE_DATA_DIR": ("", "data_dir"),
+    "TUSGATE_DATABASE_URL": ("", "database_url"),
+    "TUSGATE_REDIS_URL": ("", "redis_url"),
+    "TUSGATE_HOST": ("", "host"),
+    "TUSGATE_PORT": ("", "port"),
+    "TUSGATE_MAX_SIZE": ("", "max_size"),
+    "TUSGATE_MIN_SIZE": ("", "min_size"),
+    "TUSGATE_UPLOAD_EXPIRY_SECONDS": ("", "upload_expiry_seconds"),
+    "TUSGATE_LOCK_WAIT_SECONDS": ("", "lock_wait_seconds"),
+    "TUSGATE_PATCH_IDLE_TIMEOUT_SECONDS": ("", "patch_idle_timeout_seconds"),
+    "TUSGATE_FSYNC": ("", "fsync"),
+    "TUSGATE_CORS_ORIGINS": ("", "cors_origins"),
+    "TUSGATE_RETENTION_DAYS": ("", "retention_days"),
+    "TUSGATE_SWEEP_INTERVAL_SECONDS": ("", "sweep_interval_seconds"),
+    "TUSGATE_LOCAL_ISSUER_KEY_FILE": ("", "local_issuer_key_file"),
+    "TUSGATE_TOKEN_TTL_SECONDS": ("", "token_ttl_seconds"),
+    "TUSGATE_SPOOL_DIR": ("", "spool_dir"),
+    "TUSGATE_STORE": ("location", "backend"),
+    "TUSGATE_S3_BUCKET": ("s3", "bucket"),
+    "TUSGATE_S3_ENDPOINT_URL": ("s3", "endpoint_url"),
+    "TUSGATE_S3_REGION": ("s3", "region"),
+    "TUSGATE_S3_ACCESS_KEY": ("s3", "access_key"),
+    "TUSGATE_S3_SECRET_KEY": ("s3", "secret_key"),
+    "TUSGATE_S3_PART_SIZE": ("s3", "part_size"),
+    "TUSGATE_S3_PARTS_IN_FLIGHT": ("s3", "parts_in_flight"),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from the defaults, the TOML file and the environment."""
+    env = os.environ if environ is None else environ
+    top: dict[str, Any] = {}
+    locations: list[dict[str, Any]] = []
+    if path := env.get("TUSGATE_CONFIG"):
+        with open(path, "rb") as file:
+            document = tomllib.load(file)
+        locations = list(document.pop("locations", []))
+        top.update(document)
+
+    s3_env: dict[str, Any] = {}
+    backend_env: str | None = None
+    for name, (section, key) in _ENV.items():
+        if name not in env:
+            continue
+        if section == "":
+            top[key] = env[name]
+        elif section == "s3":
+            s3_env[key] = env[name]
+        else:
+            backend_env = env[name]
+
+    if not locations:
+        locations = [{"name": "local", "backend": backend_env or "filesystem"}]
+    built = tuple(_location(raw, s3_env) for raw in locations)
+    settings = _coerce(Settings, top)
+    settings = replace(settings, locations=built)
+    if "upload_location" not in top:
+        settings = replace(settings, upload_location=built[0].name)
+    _validate(settings)
+    return settings
+
+
+def _location(raw: Mapping[str, Any], s3_env: Mapping[str, Any]) -> LocationSettings:
+    raw = dict(raw)
+    s3_raw = {**s3_env, **raw.pop("s3", {})}
+    location = _coerce(LocationSettings, raw)
+    return replace(location, s3=_coerce(S3Settings, s3_raw))
+
+
+def _coerce(cls: type[T], raw: Mapping[str, Any]) -> T:
+    """Instantiate a settings dataclass from strings or TOML values, checking names and types."""
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in known:
+            raise ValueError(f"unknown setting {name!r} for {cls.__name__}")
+        values[name] = _convert(name, str(known[name].type), value)
+    return cls(**values)
+
+
+def _convert(name: str, kind: str, value: Any) -> Any:
+    try:
+        if kind.startswith("Path"):
+            return Path(value) if value not in (None, "") else None
+        if kind.startswith("int"):
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            return str(value).strip().lower() in ("1", "true", "yes", "on")
+        if kind.startswith("tuple[str"):
+            if isinstance(value, str):
+                return tuple(part.strip() for part in value.split(",") if part.strip())
+            return tuple(str(item) for item in value)
+        if kind.startswith("str | None"):
+            return None if value in (None, "") else str(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"setting {name!r}: cannot read {value!r} as {kind}") from exc
+
+
+def _validate(settings: Settings) -> None:
+    names = [location.name for location in settings.locations]
+    if len(set(names)) != len(names):
+        raise ValueError("location names must be unique")
+    settings.location(settings.upload_location)
+    for location in settings.locations:
+        if location.backend not in ("filesystem", "s3"):
+            raise ValueError(f"location {location.name!r}: unknown backend {location.backend!r}")
+        if location.s3.part_size < 5 * MiB:
+            raise ValueError("s3 part_size must be at least 5 MiB (S3's minimum part size)")
+        if location.s3.parts_in_flight < 1:
+            raise ValueError("s3 parts_in_flight must be at least 1")
+    if not 0 <= settings.min_size <= settings.max_size:
+        raise ValueError("min_size must lie between 0 and max_size")
+    if settings.lock_ttl_seconds >= settings.lock_wait_seconds:
+        raise ValueError("lock_ttl_seconds must be shorter than lock_wait_seconds")
+    if settings.write_batch_size < 4096:
+        raise ValueError("write_batch_size must be at least 4096 bytes")

@@ -1,0 +1,117 @@
+"""The store interface: what the tus layer may ask of the place where bytes live.
+
+A store knows nothing of HTTP or tus. It keeps the bytes of uploads in progress and of finished
+objects, and it answers one question the database cannot answer alone after a crash: how many
+bytes of an upload are durably committed.
+
+Life of an upload in a store::
+
+    stored = await store.create(upload_id, length)      # caller keeps `stored` (the database)
+    async with store.open(stored) as writer:            # one writer at a time (the caller locks)
+        writer.offset                                   # bytes committed so far, per the store
+        await writer.write(chunks)                      # staged, not yet visible
+        await writer.commit()                           # durable; offset moves  -- or --
+        await writer.finish()                           # all bytes there: becomes one object
+    # leaving the block without commit/finish drops what was staged
+
+Commit protocol (what makes crashes safe): ``commit`` makes the staged bytes durable *before* it
+moves the store's own commit record, and the caller writes the new offset to the database only
+after ``commit`` returned. So after a crash the store is never behind the database; it may be
+ahead (crash between the two), and ``offset``/``writer.offset`` tell the truth to adopt. Nothing
+a store does while replacing its state removes the old state before the new one is durable.
+
+Capabilities beyond the core are separate small protocols (``Concatenator`` …); the tus layer
+checks them with ``isinstance`` and advertises the matching extensions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    """How a store finds an upload again. The caller persists it; the store never does.
+
+    ``key`` names the finished object; ``state`` is private to the store (for S3 the multipart
+    upload id and part size) and must be JSON-serialisable.
+    """
+
+    key: str
+    length: int | None
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A finished object and its size, as input to a concatenation."""
+
+    key: str
+    size: int
+
+
+class Writer(Protocol):
+    """Appends to one upload. Not safe for concurrent use; the caller holds the upload's lock."""
+
+    @property
+    def offset(self) -> int:
+        """Bytes committed, as found when the writer was opened (after ``commit``: the new)."""
+
+    @property
+    def finished(self) -> bool:
+        """True once the upload is a whole object (possibly finished by an earlier writer)."""
+
+    @property
+    def staged(self) -> int:
+        """Bytes written since the last commit."""
+
+    async def write(self, chunks: Sequence[bytes]) -> None:
+        """Stage bytes after ``offset + staged``. May wait (back-pressure), never buffers whole."""
+
+    async def commit(self) -> int:
+        """Make staged bytes durable and part of the upload; returns the new offset."""
+
+    async def finish(self) -> None:
+        """Commit what is staged and turn the upload into the object ``key``. Idempotent."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The core every store implements."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Connect and prepare (directories, clients). Called once before any other call."""
+
+    async def close(self) -> None:
+        """Release connections. Called once at shutdown."""
+
+    async def create(self, upload_id: str, length: int | None) -> StoredUpload:
+        """Prepare an empty upload. ``length`` is None while the client defers it."""
+
+    def open(self, upload: StoredUpload) -> AbstractAsyncContextManager[Writer]:
+        """Open the upload for writing; on exit, anything staged and not committed is dropped."""
+
+    async def offset(self, upload: StoredUpload) -> int:
+        """Bytes committed, per the store's own record (cheap: one metadata read)."""
+
+    async def abort(self, upload: StoredUpload) -> None:
+        """Free everything an unfinished upload holds (parts, tails, spool). Idempotent."""
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Stream bytes ``[start, end)`` of a finished object, in bounded chunks."""
+
+    async def delete(self, key: str) -> None:
+        """Remove a finished object. Idempotent."""
+
+
+@runtime_checkable
+class Concatenator(Protocol):
+    """A store that can join finished objects into a new upload without the caller's help."""
+
+    async def concatenate(self, upload: StoredUpload, sources: Sequence[Source]) -> None:
+        """Make ``upload`` the finished object holding ``sources`` back to back."""

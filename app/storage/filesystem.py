@@ -1,0 +1,263 @@
+"""A store in a directory: the embedded default.
+
+Layout under ``root`` (keys are upload ids, which are URL-safe tokens, never paths)::
+
+    KEY           a finished object
+    KEY.part      the bytes of an unfinished upload; may run past the committed offset
+    KEY.offset    the commit record: the committed offset, in decimal, replaced atomically
+
+A writer writes at the committed offset into ``KEY.part``; ``commit`` fsyncs the data and then
+replaces ``KEY.offset`` through a rename, so the record never names bytes that are not on disk.
+Bytes past the record (a PATCH that failed its checksum, a crash before commit) are garbage and
+are cut off when the next writer opens. ``finish`` renames ``KEY.part`` to ``KEY``.
+
+Concatenation copies with ``os.copy_file_range``: the kernel moves the bytes, Python never sees
+them. Encryption at rest is the disk's job (dm-crypt/LUKS or an encrypted volume).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+from anyio import to_thread
+
+from app.storage.base import Source, StoredUpload
+from app.storage.errors import ObjectNotFound, StorageError, StorageFull
+
+READ_CHUNK = 256 * 1024
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+
+
+class FilesystemStore:
+    def __init__(self, name: str, root: Path, *, fsync: bool = True) -> None:
+        self.name = name
+        self.root = root
+        self.fsync = fsync
+
+    async def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    async def close(self) -> None:
+        pass
+
+    def path(self, key: str) -> Path:
+        if not _SAFE_KEY.match(key):
+            raise ValueError(f"unsafe store key {key!r}")
+        return self.root / key
+
+    async def create(self, upload_id: str, length: int | None) -> StoredUpload:
+        path = self.path(upload_id)
+        with _mapped():
+            await to_thread.run_sync(_touch, path.with_suffix(".part"))
+        return StoredUpload(key=upload_id, length=length)
+
+    @asynccontextmanager
+    async def open(self, upload: StoredUpload) -> AsyncIterator[FilesystemWriter]:
+        writer = FilesystemWriter(self, self.path(upload.key))
+        with _mapped():
+            await to_thread.run_sync(writer.open)
+        try:
+            yield writer
+        finally:
+            await to_thread.run_sync(writer.close)
+
+    async def offset(self, upload: StoredUpload) -> int:
+        with _mapped():
+            return await to_thread.run_sync(_committed_offset, self.path(upload.key))
+
+    async def abort(self, upload: StoredUpload) -> None:
+        path = self.path(upload.key)
+        with _mapped():
+            for suffix in (".part", ".offset"):
+                path.with_suffix(suffix).unlink(missing_ok=True)
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        path = self.path(key)
+        with _mapped():
+            try:
+                file = await to_thread.run_sync(path.open, "rb")
+            except FileNotFoundError:
+                raise ObjectNotFound(key) from None
+        try:
+            file.seek(start)
+            remaining = None if end is None else end - start
+            while remaining is None or remaining > 0:
+                size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+                chunk = await to_thread.run_sync(file.read, size)
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            file.close()
+
+    async def delete(self, key: str) -> None:
+        with _mapped():
+            self.path(key).unlink(missing_ok=True)
+
+    async def concatenate(self, upload: StoredUpload, sources: Sequence[Source]) -> None:
+        target = self.path(upload.key)
+        paths = [(self.path(source.key), source.size) for source in sources]
+        with _mapped():
+            await to_thread.run_sync(_concatenate, target, paths, self.fsync)
+
+
+class FilesystemWriter:
+    """Writes at the committed offset of ``KEY.part``; see the module docstring."""
+
+    def __init__(self, store: FilesystemStore, path: Path) -> None:
+        self._store = store
+        self._path = path
+        self._fd = -1
+        self._offset = 0
+        self._staged = 0
+        self._finished = False
+
+    @property
+    def offset(self) -> int:
+        return self._offset
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    @property
+    def staged(self) -> int:
+        return self._staged
+
+    def open(self) -> None:
+        if self._path.exists():
+            self._finished = True
+            self._offset = self._path.stat().st_size
+            return
+        self._offset = _committed_offset(self._path)
+        try:
+            self._fd = os.open(self._path.with_suffix(".part"), os.O_RDWR)
+        except FileNotFoundError:
+            raise ObjectNotFound(self._path.name) from None
+        os.ftruncate(self._fd, self._offset)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    async def write(self, chunks: Sequence[bytes]) -> None:
+        with _mapped():
+            written = await to_thread.run_sync(
+                _write_all, self._fd, chunks, self._offset + self._staged
+            )
+        self._staged += written
+
+    async def commit(self) -> int:
+        if self._staged:
+            with _mapped():
+                await to_thread.run_sync(self._commit_sync)
+        return self._offset
+
+    def _commit_sync(self) -> None:
+        if self._store.fsync:
+            os.fsync(self._fd)
+        new_offset = self._offset + self._staged
+        _replace_text(self._path.with_suffix(".offset"), str(new_offset), self._store.fsync)
+        self._offset = new_offset
+        self._staged = 0
+
+    async def finish(self) -> None:
+        if self._finished:
+            return
+        with _mapped():
+            await to_thread.run_sync(self._finish_sync)
+
+    def _finish_sync(self) -> None:
+        self._offset += self._staged
+        self._staged = 0
+        os.ftruncate(self._fd, self._offset)
+        if self._store.fsync:
+            os.fsync(self._fd)
+        os.replace(self._path.with_suffix(".part"), self._path)
+        self._path.with_suffix(".offset").unlink(missing_ok=True)
+        self._finished = True
+
+
+@contextmanager
+def _mapped() -> Iterator[None]:
+    """Maps OS errors to storage errors at this store's boundary."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise StorageFull(str(exc)) from exc
+        raise StorageError(str(exc)) from exc
+
+
+def _touch(path: Path) -> None:
+    path.touch(exist_ok=True)
+
+
+def _committed_offset(path: Path) -> int:
+    if path.exists():
+        return path.stat().st_size
+    try:
+        return int(path.with_suffix(".offset").read_text())
+    except FileNotFoundError:
+        return 0
+
+
+def _write_all(fd: int, chunks: Sequence[bytes], position: int) -> int:
+    start = position
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            written = os.pwrite(fd, view, position)
+            position += written
+            view = view[written:]
+    return position - start
+
+
+def _replace_text(path: Path, text: str, fsync: bool) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    with temporary.open("w") as file:
+        file.write(text)
+        if fsync:
+            file.flush()
+            os.fsync(file.fileno())
+    os.replace(temporary, path)
+
+
+def _concatenate(target: Path, sources: Sequence[tuple[Path, int]], fsync: bool) -> None:
+    partial = target.with_suffix(".part")
+    with partial.open("wb") as out:
+        for path, size in sources:
+            with path.open("rb") as source:
+                _copy(source.fileno(), out.fileno(), size)
+        if fsync:
+            out.flush()
+            os.fsync(out.fileno())
+    os.replace(partial, target)
+    target.with_suffix(".offset").unlink(missing_ok=True)
+
+
+def _copy(source: int, target: int, size: int) -> None:
+    remaining = size
+    try:
+        while remaining:
+            copied = os.copy_file_range(source, target, remaining)
+            if copied == 0:
+                raise StorageError("source object shorter than recorded")
+            remaining -= copied
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise
+        # Duplicated descriptors share the file positions copy_file_range already advanced.
+        with os.fdopen(os.dup(source), "rb") as reader, os.fdopen(os.dup(target), "ab") as writer:
+            shutil.copyfileobj(reader, writer)

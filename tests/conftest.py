@@ -1,0 +1,73 @@
+"""Session-wide test services, started only when a test asks for them, and per-test views of them.
+
+Each service is one process for the whole run; tests isolate themselves through a fresh database,
+a flushed Redis and a fresh bucket instead of fresh processes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.gateways import new_user
+from tests.services import MotoServer, PostgresServer, RedisServer
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """A fresh, empty database of the session cluster."""
+    return postgres.new_database()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session Redis, emptied for this test."""
+    redis_server.flush()
+    return redis_server.url
+
+
+@pytest.fixture
+def s3_bucket(s3_server: MotoServer) -> tuple[str, str]:
+    """(endpoint URL, bucket name): an empty S3 holding only this new bucket."""
+    s3_server.reset()
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    s3_server.create_bucket(bucket)
+    return s3_server.endpoint_url, bucket
+
+
+@pytest.fixture
+def user() -> str:
+    """A user of its own for each test: tests against a shared gateway never see each other."""
+    return new_user()
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=120, trust_env=False) as client:
+        yield client
