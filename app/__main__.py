@@ -9,16 +9,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import signal
 import sys
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 
 from app import db as database
 from app.auth.local import LocalIssuer
-from app.context import open_context
+from app.context import build_store, open_context
 from app.db.migrations import migrate
 from app.jobs.sweeper import Report, sweep
 from app.settings import Settings, load_settings
+from app.storage.base import ExpiryPolicy, Provisioner
+
+LIFECYCLE_MARGIN_DAYS = 2  # the bucket's rules act this long after the sweeper should have
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("user", help="the user id (the token's subject)")
     token.add_argument("--role", action="append", default=[], help="a role (repeatable)")
     token.add_argument("--ttl", type=int, help="lifetime in seconds")
-    commands.add_parser("sweep", help="expire stale uploads and free their bytes, once")
+    sweep_command = commands.add_parser("sweep", help="expire uploads and files, free bytes, once")
+    sweep_command.add_argument(
+        "--now", type=_moment, help="sweep as if it were this ISO 8601 time (a simulated clock)"
+    )
+    storage = commands.add_parser("storage", help="manage the stores")
+    storage_commands = storage.add_subparsers(dest="storage_command", required=True)
+    storage_commands.add_parser(
+        "init", help="create buckets/directories and the buckets' lifecycle rules"
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -51,8 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         issuer = LocalIssuer.from_file(settings.effective_issuer_key_file)
         print(issuer.issue(args.user, args.role, args.ttl or settings.token_ttl_seconds))
         return 0
-    report = asyncio.run(_sweep(settings))
-    print(f"expired {report.expired}, completed {report.completed}, freed {report.released}")
+    if args.command == "storage":
+        for line in asyncio.run(_init_storage(settings)):
+            print(line)
+        return 0
+    report = asyncio.run(_sweep(settings, args.now))
+    print(
+        f"expired {report.expired} uploads and {report.files_expired} files,"
+        f" completed {report.completed}, freed {report.released}"
+    )
     return 0
 
 
@@ -89,9 +109,35 @@ async def _migrate(settings: Settings) -> list[int]:
         await db.disconnect()
 
 
-async def _sweep(settings: Settings) -> Report:
+async def _sweep(settings: Settings, now: datetime | None) -> Report:
     async with AsyncExitStack() as stack:
-        return await sweep(await open_context(settings, stack))
+        return await sweep(await open_context(settings, stack), now)
+
+
+async def _init_storage(settings: Settings) -> list[str]:
+    """Prepare every location; S3 buckets get expiry rules a little beyond the gateway's own."""
+    policy = ExpiryPolicy(
+        unfinished_days=math.ceil(settings.upload_expiry_seconds / 86400) + 1,
+        retention_days=settings.retention_days + LIFECYCLE_MARGIN_DAYS,
+    )
+    done = []
+    for location in settings.locations:
+        store = build_store(location, settings)
+        await store.start()
+        try:
+            if isinstance(store, Provisioner):
+                await store.provision(policy)
+                done.append(f"{location.name}: bucket {location.s3.bucket!r} and its rules ready")
+            else:
+                done.append(f"{location.name}: ready")
+        finally:
+            await store.close()
+    return done
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 if __name__ == "__main__":

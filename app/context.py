@@ -18,7 +18,8 @@ from databases import Database
 
 from app import db as database
 from app.auth.local import LocalIssuer
-from app.auth.middleware import Verifier
+from app.auth.middleware import Verifier, require_role
+from app.auth.oidc import OIDCVerifier, provider_client
 from app.db.migrations import migrate
 from app.locks.base import Locker
 from app.locks.memory import MemoryLocker
@@ -58,6 +59,18 @@ def build_store(location: LocationSettings, settings: Settings) -> Store:
     return FilesystemStore(location.name, root, fsync=settings.fsync)
 
 
+def open_verifier(settings: Settings, issuer: LocalIssuer, stack: AsyncExitStack) -> Verifier:
+    """OIDC tokens when an issuer is configured, else the local issuer's; then the role rule."""
+    verify: Verifier = issuer.verify
+    if settings.oidc_issuer:
+        http = provider_client()
+        stack.push_async_callback(http.aclose)
+        verify = OIDCVerifier.from_settings(settings, http).verify
+    if settings.user_role:
+        verify = require_role(verify, settings.user_role, settings.admin_role)
+    return verify
+
+
 async def open_context(settings: Settings, stack: AsyncExitStack) -> Context:
     """Connect everything (closing it through ``stack``) and bring the schema up to date."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -81,14 +94,16 @@ async def open_context(settings: Settings, stack: AsyncExitStack) -> Context:
     await locker.start()
     stack.push_async_callback(locker.close)
 
-    issuer = LocalIssuer.from_file(settings.effective_issuer_key_file)
+    issuer = LocalIssuer.from_file(
+        settings.effective_issuer_key_file, settings.token_leeway_seconds
+    )
     context = Context(
         settings=settings,
         db=db,
         stores=stores,
         locker=locker,
         issuer=issuer,
-        verify=issuer.verify,
+        verify=open_verifier(settings, issuer, stack),
     )
     context.tasks = await stack.enter_async_context(anyio.create_task_group())
     stack.callback(context.tasks.cancel_scope.cancel)

@@ -13,7 +13,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from app.api import audit as audit_api
 from app.api import files as files_api
+from app.api import quotas as quotas_api
 from app.api import uploads as uploads_api
 from app.api.responses import http_error
 from app.auth.middleware import BearerAuth
@@ -92,6 +94,8 @@ def create_app(settings: Settings) -> Starlette:
             *tus_routes.routes,
             *uploads_api.routes,
             *files_api.routes,
+            *quotas_api.routes,
+            *audit_api.routes,
         ],
         middleware=middleware,
         exception_handlers={HTTPException: http_error},

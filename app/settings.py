@@ -19,6 +19,7 @@ MiB = 1024 * 1024
 GiB = 1024 * MiB
 
 T = TypeVar("T")
+MAX_RETENTION_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,33 @@ class Settings:
     fsync: bool = True
     cors_origins: tuple[str, ...] = ("*",)
 
+    # storage quotas per user (defaults; an admin overrides them per user)
+    quota_max_bytes: int = 50 * GiB  # files owned + uploads in progress
+    quota_max_uploads: int = 100  # uploads in progress at once
+    quota_max_file_size: int = 1 * GiB
+
     # files
-    retention_days: int = 30
+    retention_days: int = 30  # at most 30: the retention promised to users
     sweep_interval_seconds: float = 300.0
+
+    # roles
+    admin_role: str = "admin"  # may read and set anyone's quotas, hold files, read the audit
+    # Needed to use the gateway at all (admin_role holders pass too); empty: any valid token.
+    user_role: str = ""
 
     # identity (local mode)
     local_issuer_key_file: Path | None = None  # defaults to DATA_DIR/local-issuer.jwk
     token_ttl_seconds: int = 12 * 3600
+
+    # identity (OIDC mode, e.g. a Keycloak realm URL; empty: local mode)
+    oidc_issuer: str = ""
+    # Accepted when the token's `aud` contains it or its `azp` equals it.
+    oidc_audience: str = "tusgate"
+    oidc_client_id: str = ""  # whose resource_access roles count; defaults to oidc_audience
+    token_leeway_seconds: int = 30
+    # Tokens naming an unknown key refetch the JWKS at most this often, so made-up key ids
+    # cannot hammer the identity provider.
+    jwks_min_refresh_seconds: float = 30.0
 
     # storage
     locations: tuple[LocationSettings, ...] = (LocationSettings(),)
@@ -88,6 +109,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'tusgate.sqlite3').resolve()}"
+
+    @property
+    def effective_oidc_client_id(self) -> str:
+        return self.oidc_client_id or self.oidc_audience
 
     @property
     def effective_spool_dir(self) -> Path:
@@ -120,9 +145,19 @@ _ENV: dict[str, tuple[str, str]] = {
     "TUSGATE_FSYNC": ("", "fsync"),
     "TUSGATE_CORS_ORIGINS": ("", "cors_origins"),
     "TUSGATE_RETENTION_DAYS": ("", "retention_days"),
+    "TUSGATE_ADMIN_ROLE": ("", "admin_role"),
+    "TUSGATE_USER_ROLE": ("", "user_role"),
+    "TUSGATE_QUOTA_MAX_BYTES": ("", "quota_max_bytes"),
+    "TUSGATE_QUOTA_MAX_UPLOADS": ("", "quota_max_uploads"),
+    "TUSGATE_QUOTA_MAX_FILE_SIZE": ("", "quota_max_file_size"),
     "TUSGATE_SWEEP_INTERVAL_SECONDS": ("", "sweep_interval_seconds"),
     "TUSGATE_LOCAL_ISSUER_KEY_FILE": ("", "local_issuer_key_file"),
     "TUSGATE_TOKEN_TTL_SECONDS": ("", "token_ttl_seconds"),
+    "TUSGATE_OIDC_ISSUER": ("", "oidc_issuer"),
+    "TUSGATE_OIDC_AUDIENCE": ("", "oidc_audience"),
+    "TUSGATE_OIDC_CLIENT_ID": ("", "oidc_client_id"),
+    "TUSGATE_TOKEN_LEEWAY_SECONDS": ("", "token_leeway_seconds"),
+    "TUSGATE_JWKS_MIN_REFRESH_SECONDS": ("", "jwks_min_refresh_seconds"),
     "TUSGATE_SPOOL_DIR": ("", "spool_dir"),
     "TUSGATE_STORE": ("location", "backend"),
     "TUSGATE_S3_BUCKET": ("s3", "bucket"),
@@ -226,5 +261,20 @@ def _validate(settings: Settings) -> None:
         raise ValueError("min_size must lie between 0 and max_size")
     if settings.lock_ttl_seconds >= settings.lock_wait_seconds:
         raise ValueError("lock_ttl_seconds must be shorter than lock_wait_seconds")
+    if not 1 <= settings.retention_days <= MAX_RETENTION_DAYS:
+        raise ValueError(f"retention_days must lie between 1 and {MAX_RETENTION_DAYS}")
     if settings.write_batch_size < 4096:
         raise ValueError("write_batch_size must be at least 4096 bytes")
+    _validate_identity(settings)
+
+
+def _validate_identity(settings: Settings) -> None:
+    if settings.oidc_issuer:
+        if not settings.oidc_issuer.startswith(("https://", "http://")):
+            raise ValueError("oidc_issuer must be an http(s) URL")
+        if not settings.oidc_audience:
+            raise ValueError("oidc_audience is required with oidc_issuer")
+    if settings.token_leeway_seconds < 0:
+        raise ValueError("token_leeway_seconds must not be negative")
+    if settings.jwks_min_refresh_seconds < 0:
+        raise ValueError("jwks_min_refresh_seconds must not be negative")

@@ -7,17 +7,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.api.access import caller, context
 from app.api.responses import iso, json_response
-from app.context import Context
 from app.db import uploads as queries
 
 
 async def show(request: Request) -> Response:
-    context: Context = request.app.state.context
-    upload = await queries.get(context.db, request.path_params["upload_id"])
-    if upload is None or upload.owner != request.user.id:
+    ctx = context(request)
+    upload = await queries.get(ctx.db, request.path_params["upload_id"])
+    if upload is None or upload.owner != caller(request).id:
         raise HTTPException(404, "upload not found")
-    writing = await context.locker.held(upload.id)
+    writing = await ctx.locker.held(upload.id)
     return json_response(
         {
             "id": upload.id,

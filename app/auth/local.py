@@ -23,21 +23,21 @@ from app.auth.principal import Principal, from_claims
 
 ISSUER = "tusgate-local"
 ALGORITHM = "ES256"
-LEEWAY_SECONDS = 30
+DEFAULT_LEEWAY_SECONDS = 30
 
 
 class LocalIssuer:
-    def __init__(self, key: ECKey) -> None:
+    def __init__(self, key: ECKey, leeway_seconds: int = DEFAULT_LEEWAY_SECONDS) -> None:
         self._key = key
         self._claims = jwt.JWTClaimsRegistry(
-            leeway=LEEWAY_SECONDS,
+            leeway=leeway_seconds,
             iss={"essential": True, "value": ISSUER},
             sub={"essential": True},
             exp={"essential": True},
         )
 
     @classmethod
-    def from_file(cls, path: Path) -> LocalIssuer:
+    def from_file(cls, path: Path, leeway_seconds: int = DEFAULT_LEEWAY_SECONDS) -> LocalIssuer:
         """Load the signing key, creating it (atomically, mode 0600) if it does not exist."""
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +52,7 @@ class LocalIssuer:
                 pass
             finally:
                 temporary.unlink()
-        return cls(ECKey.import_key(json.loads(path.read_text())))
+        return cls(ECKey.import_key(json.loads(path.read_text())), leeway_seconds)
 
     def issue(self, user: str, roles: list[str], ttl_seconds: int) -> str:
         now = int(time.time())

@@ -2,7 +2,9 @@
 
 It runs before any handler, so no byte of a request body is read for an unauthenticated
 caller. CORS preflights never reach it (the CORS middleware answers them), and a few public
-paths (health) pass without a token.
+paths (health) pass without a token. Verifiers raise an ``AuthError``; this module alone turns
+it into a response: 401 for a bad token, 403 for a missing role, 503 when the identity provider
+cannot be asked.
 """
 
 from __future__ import annotations
@@ -14,10 +16,26 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.auth.errors import InvalidToken
+from app.auth.errors import AuthError, InsufficientRole, InvalidToken
 from app.auth.principal import Principal
 
 Verifier = Callable[[str], Awaitable[Principal]]
+
+
+def require_role(verify: Verifier, role: str, admin_role: str) -> Verifier:
+    """Wrap ``verify`` so that only holders of ``role`` (or of ``admin_role``) get through.
+
+    It composes with either identity mode, so the role rule is the same for local and OIDC
+    tokens.
+    """
+
+    async def verify_with_role(token: str) -> Principal:
+        principal = await verify(token)
+        if not (principal.has_role(role) or (admin_role and principal.has_role(admin_role))):
+            raise InsufficientRole(f"the token lacks the role {role!r}")
+        return principal
+
+    return verify_with_role
 
 
 class BearerAuth:
@@ -36,17 +54,21 @@ class BearerAuth:
             if scheme.lower() != "bearer" or not token.strip():
                 raise InvalidToken("missing bearer token")
             scope["user"] = await self.verify(token.strip())
-        except InvalidToken as exc:
-            await _unauthorized(str(exc), scope["method"])(scope, receive, send)
+        except AuthError as exc:
+            await _refusal(exc, scope["method"])(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
 
-def _unauthorized(reason: str, method: str) -> Response:
-    quoted = json.dumps(reason)  # a quoted-string: escapes quotes and backslashes
-    headers = {
-        "WWW-Authenticate": f'Bearer error="invalid_token", error_description={quoted}',
-        "Tus-Resumable": "1.0.0",
-    }
-    body = b"" if method == "HEAD" else f"unauthorized: {reason}\n".encode()
-    return Response(body, status_code=401, headers=headers, media_type="text/plain")
+def _refusal(error: AuthError, method: str) -> Response:
+    reason = str(error)
+    headers = {"Tus-Resumable": "1.0.0"}
+    if error.bearer_error is not None:
+        quoted = json.dumps(reason)  # a quoted-string: escapes quotes and backslashes
+        headers["WWW-Authenticate"] = (
+            f'Bearer error="{error.bearer_error}", error_description={quoted}'
+        )
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    body = b"" if method == "HEAD" else f"{error.label}: {reason}\n".encode()
+    return Response(body, status_code=error.status_code, headers=headers, media_type="text/plain")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from starlette.types import Scope
 
 
 @dataclass(frozen=True)
@@ -12,19 +14,36 @@ class Principal:
     id: str  # the token's `sub`: stable, used as the owner of uploads and files
     name: str  # `preferred_username`, for display and audit
     roles: frozenset[str]
+    address: str | None = None  # where this request came from, for the audit trail
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
 
 
+def of_request(scope: Scope) -> Principal:
+    """The authenticated caller of a request (set by the bearer middleware), with its address."""
+    principal: Principal = scope["user"]
+    client = scope.get("client")
+    return replace(principal, address=client[0] if client else None)
+
+
 def from_claims(claims: Mapping[str, Any], client_id: str | None = None) -> Principal:
     """Read a principal from Keycloak's claim layout (the local issuer uses the same layout)."""
-    roles = set(claims.get("realm_access", {}).get("roles", []))
+    roles = _roles(claims.get("realm_access"))
     if client_id is not None:
-        roles.update(claims.get("resource_access", {}).get(client_id, {}).get("roles", []))
+        clients = claims.get("resource_access") or {}
+        if not isinstance(clients, Mapping):
+            raise TypeError("resource_access must be an object")
+        roles |= _roles(clients.get(client_id))
     subject = str(claims["sub"])
-    return Principal(
-        id=subject,
-        name=str(claims.get("preferred_username") or subject),
-        roles=frozenset(str(role) for role in roles),
-    )
+    return Principal(id=subject, name=str(claims.get("preferred_username") or subject), roles=roles)
+
+
+def _roles(access: Any) -> frozenset[str]:
+    """``{"roles": ["a", "b"]}``, absent, or a ``TypeError`` for any other shape."""
+    if access is None:
+        return frozenset()
+    roles = access.get("roles", []) if isinstance(access, Mapping) else None
+    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        raise TypeError("role claims must be {'roles': [strings]}")
+    return frozenset(roles)

@@ -6,7 +6,11 @@ queries in ``uploads.py`` and ``files.py`` are SQLAlchemy Core and run unchanged
 
 from __future__ import annotations
 
+from typing import Any
+
+import sqlalchemy as sa
 from databases import Database
+from sqlalchemy.dialects import postgresql, sqlite
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -26,3 +30,9 @@ async def connect(url: str) -> Database:
 
 def is_sqlite(db: Database) -> bool:
     return db.url.dialect == "sqlite"
+
+
+def upsert(db: Database, table: sa.Table) -> Any:
+    """An INSERT that takes ``on_conflict_do_nothing``/``_do_update``, in the database's dialect."""
+    dialect = postgresql if db.url.dialect == "postgresql" else sqlite
+    return dialect.insert(table)

@@ -8,15 +8,14 @@ finishing at once (the primary key admits one).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from databases import Database
-from sqlalchemy.dialects import postgresql, sqlite
 
 from app.db import uploads as upload_queries
-from app.db.schema import file_copies, file_owners, files
+from app.db import upsert
+from app.db.schema import file_copies, file_owners, files, pending_deletions
 
 ONLINE = "online"
 
@@ -51,39 +50,50 @@ class Copy:
     store_key: str
 
 
-def _insert(db: Database, table: sa.Table) -> Any:
-    dialect = postgresql if db.url.dialect == "postgresql" else sqlite
-    return dialect.insert(table)
+@dataclass(frozen=True)
+class Registered:
+    retired: Copy | None  # the older copy of the same bytes, to delete now
+    held: bool  # the file is on legal hold: its new copy must be protected too
 
 
-async def register(db: Database, new: NewFile) -> bool:
+async def register(db: Database, new: NewFile) -> Registered:
     """Catalogue an upload's bytes and mark the upload done, atomically.
 
-    Returns True when the bytes became the file's copy, False when the file already had one:
-    the caller then deletes the surplus bytes (the upload row keeps their key until it has).
+    A file is stored once per location. When the bytes are already there, the newest upload's
+    copy replaces the older one (returned for deletion): the stored object is then never older
+    than its newest ownership, so a bucket lifecycle rule counting from the object's creation
+    can never expire it before its owners do. A new owner of a held file is held too.
     """
     async with db.transaction():
-        inserted = await db.fetch_one(
-            _insert(db, files)
+        await db.execute(
+            upsert(db, files)
             .values(sha256=new.sha256, size=new.size, created_at=new.created_at)
             .on_conflict_do_nothing(index_elements=["sha256"])
-            .returning(files.c.sha256)
         )
         await _lock_file(db, new.sha256)
-        has_copy = inserted is None and await db.fetch_one(
-            sa.select(file_copies.c.sha256).where(file_copies.c.sha256 == new.sha256)
+        older = await db.fetch_one(
+            sa.select(file_copies.c.store_key)
+            .where(file_copies.c.sha256 == new.sha256)
+            .where(file_copies.c.location == new.location)
         )
-        keep = not has_copy
-        if keep:
-            await db.execute(
-                file_copies.insert().values(
-                    sha256=new.sha256,
-                    location=new.location,
-                    store_key=new.store_key,
-                    state=ONLINE,
-                    created_at=new.created_at,
-                )
+        copy_values = {"store_key": new.store_key, "state": ONLINE, "created_at": new.created_at}
+        await db.execute(
+            upsert(db, file_copies)
+            .values(sha256=new.sha256, location=new.location, **copy_values)
+            .on_conflict_do_update(index_elements=["sha256", "location"], set_=copy_values)
+        )
+        retired = None
+        if older is not None:
+            retired = Copy(new.location, older["store_key"])
+            await _schedule_deletion(db, retired, new.created_at)
+        held = bool(
+            await db.fetch_one(
+                sa.select(file_owners.c.owner)
+                .where(file_owners.c.sha256 == new.sha256)
+                .where(file_owners.c.legal_hold.is_(True))
+                .limit(1)
             )
+        )
         owner_values = {
             "name": new.name,
             "content_type": new.content_type,
@@ -92,18 +102,14 @@ async def register(db: Database, new: NewFile) -> bool:
             "expires_at": new.expires_at,
         }
         await db.execute(
-            _insert(db, file_owners)
-            .values(sha256=new.sha256, owner=new.owner, legal_hold=False, **owner_values)
+            upsert(db, file_owners)
+            .values(sha256=new.sha256, owner=new.owner, legal_hold=held, **owner_values)
             .on_conflict_do_update(index_elements=["sha256", "owner"], set_=owner_values)
         )
         await upload_queries.finish(
-            db,
-            new.upload_id,
-            sha256=new.sha256,
-            store_key=None if keep else new.store_key,
-            at=new.created_at,
+            db, new.upload_id, sha256=new.sha256, store_key=None, at=new.created_at
         )
-    return keep
+    return Registered(retired, held)
 
 
 async def owned_by(db: Database, owner: str) -> list[OwnedFile]:
@@ -160,9 +166,73 @@ async def remove_owner(db: Database, sha256: str, owner: str) -> list[Copy] | No
             .returning(file_copies.c.location, file_copies.c.store_key)
         )
         await db.execute(files.delete().where(files.c.sha256 == sha256))
+        copies = [Copy(row["location"], row["store_key"]) for row in rows]
+        for copy in copies:
+            await _schedule_deletion(db, copy, datetime.now(UTC))
+    return copies
+
+
+async def _schedule_deletion(db: Database, copy: Copy, at: datetime) -> None:
+    """Record bytes to delete, in the transaction that unlinks them from the catalogue."""
+    await db.execute(
+        upsert(db, pending_deletions)
+        .values(location=copy.location, store_key=copy.store_key, created_at=at)
+        .on_conflict_do_nothing()
+    )
+
+
+async def forget_deletion(db: Database, copy: Copy) -> None:
+    """The store has deleted the copy: its pending deletion is done."""
+    await db.execute(
+        pending_deletions.delete()
+        .where(pending_deletions.c.location == copy.location)
+        .where(pending_deletions.c.store_key == copy.store_key)
+    )
+
+
+async def pending(db: Database, limit: int) -> list[Copy]:
+    rows = await db.fetch_all(pending_deletions.select().limit(limit))
     return [Copy(row["location"], row["store_key"]) for row in rows]
 
 
 async def _lock_file(db: Database, sha256: str) -> None:
     """Serialise registration and removal of one file (PostgreSQL; SQLite has one writer)."""
     await db.fetch_one(sa.select(files.c.sha256).where(files.c.sha256 == sha256).with_for_update())
+
+
+@dataclass(frozen=True)
+class Ownership:
+    sha256: str
+    owner: str
+
+
+async def expired_ownerships(db: Database, now: datetime, limit: int) -> list[Ownership]:
+    """Ownerships past their retention and not on legal hold."""
+    rows = await db.fetch_all(
+        sa.select(file_owners.c.sha256, file_owners.c.owner)
+        .where(file_owners.c.expires_at < now)
+        .where(file_owners.c.legal_hold.is_(False))
+        .order_by(file_owners.c.expires_at)
+        .limit(limit)
+    )
+    return [Ownership(row["sha256"], row["owner"]) for row in rows]
+
+
+async def set_hold(db: Database, sha256: str, held: bool) -> list[Copy] | None:
+    """Put every ownership of a file on legal hold, or release it; returns the file's copies
+    (whose stores may need telling), None if there is no such file."""
+    async with db.transaction():
+        rows = await db.fetch_all(
+            file_owners.update()
+            .where(file_owners.c.sha256 == sha256)
+            .values(legal_hold=held)
+            .returning(file_owners.c.owner)
+        )
+        if not rows:
+            return None
+        copies = await db.fetch_all(
+            sa.select(file_copies.c.location, file_copies.c.store_key).where(
+                file_copies.c.sha256 == sha256
+            )
+        )
+    return [Copy(row["location"], row["store_key"]) for row in copies]

@@ -1,9 +1,9 @@
 """Versioned schema migrations, applied by ``python -m app migrate`` and at start-up.
 
 Each migration is frozen once released: a change to the schema is a new entry at the end, never
-an edit of an old one. The SQL is written once for both databases; ``{timestamp}`` stands for
-the one type that differs. Instances that start together serialise on an advisory lock
-(PostgreSQL) or on SQLite's single writer, so a migration is applied exactly once.
+an edit of an old one. The SQL is written once for both databases; ``{timestamp}`` and
+``{serial}`` stand for the types that differ. Instances that start together serialise on an
+advisory lock (PostgreSQL) or on SQLite's single writer, so a migration is applied exactly once.
 """
 
 from __future__ import annotations
@@ -66,11 +66,46 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX file_owners_expires ON file_owners (expires_at)",
         ],
     ),
+    (
+        2,
+        "storage quotas, audit trail, crash-safe physical deletion",
+        [
+            "ALTER TABLE uploads ADD COLUMN reserved BIGINT NOT NULL DEFAULT 0",
+            """CREATE TABLE quotas (
+                owner TEXT PRIMARY KEY,
+                max_bytes BIGINT,
+                max_uploads INTEGER,
+                max_file_size BIGINT,
+                updated_at {timestamp}
+            )""",
+            """CREATE TABLE audit (
+                id {serial},
+                at {timestamp} NOT NULL,
+                action TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                owner TEXT,
+                upload_id TEXT,
+                sha256 TEXT,
+                client TEXT,
+                detail TEXT
+            )""",
+            "CREATE INDEX audit_at ON audit (at)",
+            "CREATE INDEX audit_actor ON audit (actor)",
+            "CREATE INDEX audit_owner ON audit (owner)",
+            "CREATE INDEX audit_sha256 ON audit (sha256)",
+            """CREATE TABLE pending_deletions (
+                location TEXT NOT NULL,
+                store_key TEXT NOT NULL,
+                created_at {timestamp} NOT NULL,
+                PRIMARY KEY (location, store_key)
+            )""",
+        ],
+    ),
 ]
 
 _TYPES = {
-    "postgresql": {"timestamp": "TIMESTAMP WITH TIME ZONE"},
-    "sqlite": {"timestamp": "TIMESTAMP"},
+    "postgresql": {"timestamp": "TIMESTAMP WITH TIME ZONE", "serial": "BIGSERIAL PRIMARY KEY"},
+    "sqlite": {"timestamp": "TIMESTAMP", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
 }
 _LOCK_ID = 0x7475_7367  # "tusg": the advisory lock that serialises migrating instances
 

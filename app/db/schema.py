@@ -70,6 +70,9 @@ uploads = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime),
     sa.Column("completed_at", UTCDateTime),
+    # Bytes this upload counts against its owner's storage quota while unfinished: the length,
+    # or for a deferred length what it holds plus what the PATCH in progress may add.
+    sa.Column("reserved", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 files = sa.Table(
@@ -101,4 +104,40 @@ file_owners = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("legal_hold", sa.Boolean, nullable=False),
+)
+
+# Per-user overrides of the default limits (None: the default); the row also serialises the
+# quota checks of one user (see quota/storage.py).
+quotas = sa.Table(
+    "quotas",
+    metadata,
+    sa.Column("owner", sa.Text, primary_key=True),
+    sa.Column("max_bytes", sa.BigInteger),
+    sa.Column("max_uploads", sa.Integer),
+    sa.Column("max_file_size", sa.BigInteger),
+    sa.Column("updated_at", UTCDateTime),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),  # who acted: a user id, or "system"
+    sa.Column("owner", sa.Text),  # whose upload, file or quota it concerned
+    sa.Column("upload_id", sa.Text),
+    sa.Column("sha256", sa.Text),
+    sa.Column("client", sa.Text),  # the address the request came from
+    sa.Column("detail", JSONText),
+)
+
+# Bytes whose catalogue rows are gone, written in the same transaction, removed once the store
+# deleted them: a crash in between leaves a row for the sweeper instead of an orphan object.
+pending_deletions = sa.Table(
+    "pending_deletions",
+    metadata,
+    sa.Column("location", sa.Text, primary_key=True),
+    sa.Column("store_key", sa.Text, primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
 )

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from databases import Database
 
 from app.db.schema import uploads
@@ -41,6 +40,7 @@ class Upload:
     store_state: dict[str, Any] = field(default_factory=dict)
     sha256: str | None = None
     completed_at: datetime | None = None
+    reserved: int = 0
 
     @property
     def is_final(self) -> bool:
@@ -70,6 +70,7 @@ def _from_row(row: Any) -> Upload:
         store_state=row["store_state"],
         sha256=row["sha256"],
         completed_at=row["completed_at"],
+        reserved=row["reserved"],
     )
 
 
@@ -93,6 +94,7 @@ async def insert(db: Database, upload: Upload) -> None:
             created_at=upload.created_at,
             expires_at=upload.expires_at,
             completed_at=upload.completed_at,
+            reserved=upload.reserved,
         )
     )
 
@@ -113,14 +115,19 @@ async def advance(
     new_offset: int,
     *,
     expires_at: datetime | None,
-    length: int | None = None,
+    length: int | None,
+    reserved: int,
 ) -> bool:
     """Move the offset from ``upload.offset`` to ``new_offset`` (and set a deferred length).
 
     Also slides the expiry: an upload that keeps receiving bytes does not expire. False when
     the row changed under us (offset moved, upload no longer receiving).
     """
-    values: dict[str, Any] = {"upload_offset": new_offset, "expires_at": expires_at}
+    values: dict[str, Any] = {
+        "upload_offset": new_offset,
+        "expires_at": expires_at,
+        "reserved": reserved,
+    }
     if length is not None:
         values["upload_length"] = length
     if new_offset == (length if length is not None else upload.length):
@@ -170,8 +177,8 @@ async def finish(
     at: datetime,
     expires_at: datetime | None = None,
 ) -> None:
-    """Mark an upload done. A file upload hands its bytes to the catalogue (``store_key`` None,
-    or still set while surplus bytes await deletion); a partial upload keeps them."""
+    """Mark an upload done. A file upload hands its bytes to the catalogue (``store_key`` None);
+    a partial upload keeps them for final uploads to use."""
     await db.execute(
         uploads.update()
         .where(uploads.c.id == upload_id)
@@ -179,6 +186,10 @@ async def finish(
             state=DONE, sha256=sha256, store_key=store_key, completed_at=at, expires_at=expires_at
         )
     )
+
+
+async def set_reserved(db: Database, upload_id: str, reserved: int) -> None:
+    await db.execute(uploads.update().where(uploads.c.id == upload_id).values(reserved=reserved))
 
 
 async def forget_bytes(db: Database, upload_id: str) -> None:
@@ -202,14 +213,11 @@ async def end(db: Database, upload: Upload, state: str) -> bool:
 
 
 async def unreleased(db: Database, limit: int) -> list[Upload]:
-    """Ended uploads, and surplus copies of done ones, whose bytes were not freed yet."""
-    surplus = sa.and_(
-        uploads.c.state == DONE, sa.or_(uploads.c.concat.is_(None), uploads.c.concat != "partial")
-    )
+    """Ended uploads whose bytes were not freed yet (a crash cut their clean-up short)."""
     rows = await db.fetch_all(
         uploads.select()
         .where(uploads.c.store_key.is_not(None))
-        .where(sa.or_(uploads.c.state.in_([EXPIRED, TERMINATED]), surplus))
+        .where(uploads.c.state.in_([EXPIRED, TERMINATED]))
         .limit(limit)
     )
     return [_from_row(row) for row in rows]

@@ -1,20 +1,28 @@
-"""The sweeper: expires unfinished uploads, finishes interrupted completions, frees bytes.
+"""The sweeper: expires uploads and files, finishes interrupted completions, frees bytes.
 
-Every step is safe to run on several instances at once: state changes are compare-and-set in
-the database (one instance wins, the others see the row changed), and freeing bytes is
-idempotent. Work that a request holds (its lock is taken) is left for the next round.
+Each round: unfinished uploads past their expiry are ended and their parts aborted; ownerships
+past the retention (and not on legal hold) are removed, and a file whose last owner went is
+deleted; completions cut short by a crash are finished; bytes whose deletion was interrupted
+are deleted. Every step is safe on several instances at once: state changes are conditional
+in the database (one instance wins each row, the others see it gone), and deleting bytes is
+idempotent. Work a request holds (its lock is taken) is left for the next round.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 import anyio
 
 from app.context import Context
+from app.db import audit
+from app.db import files as file_queries
 from app.db import uploads as queries
+from app.db.audit import SYSTEM, Event
 from app.db.uploads import EXPIRED
+from app.files import catalogue
 from app.locks.base import LockTimeout
 from app.tus import lifecycle
 
@@ -24,27 +32,44 @@ log = logging.getLogger("tusgate.sweeper")
 
 @dataclass
 class Report:
-    expired: int = 0
+    expired: int = 0  # unfinished uploads
+    files_expired: int = 0  # ownerships past the retention
     completed: int = 0
-    released: int = 0
+    released: int = 0  # bytes freed after an interrupted clean-up
 
 
-async def sweep(ctx: Context) -> Report:
+async def sweep(ctx: Context, now: datetime | None = None) -> Report:
+    """One round; ``now`` can be set to sweep as if at another time (tests, previews)."""
+    moment = now or lifecycle.now()
     report = Report()
-    for upload in await queries.expired(ctx.db, lifecycle.now(), BATCH):
+    for upload in await queries.expired(ctx.db, moment, BATCH):
         try:
             async with ctx.locker.hold(upload.id, wait=0, request_release=False):
                 if await queries.end(ctx.db, upload, EXPIRED):
                     await lifecycle.release(ctx, upload)
+                    await audit.record(
+                        ctx.db,
+                        Event("upload.expired", SYSTEM, owner=upload.owner, upload_id=upload.id),
+                    )
                     report.expired += 1
         except LockTimeout:
             continue  # a PATCH is writing to it right now, so it is not idle after all
+    for ownership in await file_queries.expired_ownerships(ctx.db, moment, BATCH):
+        if await catalogue.drop_owner(ctx, ownership.sha256, ownership.owner):
+            await audit.record(
+                ctx.db,
+                Event("file.expired", SYSTEM, owner=ownership.owner, sha256=ownership.sha256),
+            )
+            report.files_expired += 1
     for upload in await queries.completing(ctx.db, BATCH):
         await lifecycle.resume_completion(ctx, upload.id)
         report.completed += 1
     for upload in await queries.unreleased(ctx.db, BATCH):
         await lifecycle.release(ctx, upload)
         report.released += 1
+    pending = await file_queries.pending(ctx.db, BATCH)
+    await catalogue.delete_copies(ctx, pending)
+    report.released += len(pending)
     return report
 
 
@@ -52,7 +77,7 @@ async def run_periodically(ctx: Context) -> None:
     while True:
         try:
             report = await sweep(ctx)
-            if report.expired or report.completed or report.released:
+            if report != Report():
                 log.info("sweep: %s", report)
         except Exception:
             log.exception("sweep failed; trying again next round")

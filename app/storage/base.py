@@ -115,3 +115,27 @@ class Concatenator(Protocol):
 
     async def concatenate(self, upload: StoredUpload, sources: Sequence[Source]) -> None:
         """Make ``upload`` the finished object holding ``sources`` back to back."""
+
+
+@dataclass(frozen=True)
+class ExpiryPolicy:
+    """What a store's own expiry rules (a bucket's lifecycle) must keep to."""
+
+    unfinished_days: int  # abort uploads left unfinished this long
+    retention_days: int  # delete finished objects this long after they were written
+
+
+@runtime_checkable
+class Provisioner(Protocol):
+    """A store that creates its container and expiry rules (``python -m app storage init``)."""
+
+    async def provision(self, policy: ExpiryPolicy) -> None:
+        """Create what is missing and (re)write the expiry rules. Idempotent."""
+
+
+@runtime_checkable
+class Holder(Protocol):
+    """A store with expiry rules of its own, which must spare objects on legal hold."""
+
+    async def hold(self, key: str, held: bool) -> None:
+        """Exempt ``key`` from the store's expiry rules, or subject it to them again."""

@@ -12,6 +12,7 @@ from app.auth.principal import Principal
 from app.context import Context
 from app.db import uploads as queries
 from app.db.uploads import DONE, RECEIVING, Upload
+from app.quota import storage as storage_quota
 from app.storage.base import Concatenator, Source
 from app.tus import errors, lifecycle
 from app.tus.headers import metadata_text, parse_metadata
@@ -29,6 +30,7 @@ async def create_final(
     ]
     length = sum(source.size for source in sources)
     lifecycle.check_length(ctx, length)
+    await storage_quota.admit(ctx.db, ctx.settings, principal.id, length)
     pairs = parse_metadata(metadata)
     upload_id = secrets.token_urlsafe(24)
     held = await store.create(upload_id, length)
@@ -48,10 +50,11 @@ async def create_final(
         content_type=metadata_text(pairs, "filetype", "type", "contentType"),
         concat="final",
         partials=list(partial_ids),
+        reserved=length,
     )
-    await queries.insert(ctx.db, upload)
+    await lifecycle.insert(ctx, upload, principal)
     await store.concatenate(held, sources)
-    await queries.advance(ctx.db, upload, length, expires_at=None)
+    await queries.advance(ctx.db, upload, length, expires_at=None, length=length, reserved=length)
     return await lifecycle.complete(ctx, upload, running=None)
 
 

@@ -12,6 +12,7 @@ import logging
 from starlette.responses import Response
 
 from app.locks.base import LockTimeout, LockUnavailable
+from app.quota.storage import QuotaExceeded
 from app.storage.errors import StorageError, StorageFull
 
 TUS_VERSION = "1.0.0"
@@ -69,6 +70,8 @@ def to_tus_error(exc: Exception) -> TusError | None:
     """Foreign errors that have a meaning for the client; None for anything unexpected."""
     if isinstance(exc, TusError):
         return exc
+    if isinstance(exc, QuotaExceeded):
+        return TusError(403, str(exc))
     if isinstance(exc, LockTimeout):
         return LOCKED
     if isinstance(exc, LockUnavailable):

@@ -15,20 +15,24 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from app.auth.principal import Principal
 from app.context import Context
+from app.db import audit
 from app.db import files as file_queries
 from app.db import uploads as queries
+from app.db.audit import Event
+from app.db.files import Copy
 from app.db.uploads import COMPLETING, DONE, EXPIRED, RECEIVING, TERMINATED, Upload
+from app.files import catalogue
 from app.locks.base import LockTimeout
-from app.storage.base import Store, StoredUpload, Writer
+from app.quota import storage as storage_quota
+from app.storage.base import Store, StoredUpload
 from app.tus import checksum, errors
-from app.tus.body import BodyReader, End
-from app.tus.checksum import ALGORITHMS, Hash
+from app.tus.body import BodyReader
+from app.tus.checksum import Hash
 from app.tus.headers import Checksum, metadata_text, parse_metadata
 
 
@@ -87,6 +91,7 @@ def _overdue(upload: Upload) -> bool:
 async def create(ctx: Context, principal: Principal, new: NewUpload) -> Upload:
     if new.length is not None:
         check_length(ctx, new.length)
+    await storage_quota.admit(ctx.db, ctx.settings, principal.id, new.length)
     pairs = parse_metadata(new.metadata)
     upload_id = secrets.token_urlsafe(24)
     store = ctx.upload_store
@@ -106,11 +111,33 @@ async def create(ctx: Context, principal: Principal, new: NewUpload) -> Upload:
         filename=metadata_text(pairs, "filename", "name"),
         content_type=metadata_text(pairs, "filetype", "type", "contentType"),
         concat="partial" if new.partial else None,
+        reserved=new.length or 0,
     )
-    await queries.insert(ctx.db, upload)
+    await insert(ctx, upload, principal)
     if new.length == 0:
         return await _finish_empty(ctx, upload)
     return upload
+
+
+async def insert(ctx: Context, upload: Upload, principal: Principal) -> None:
+    """Record a new upload, admitted by the owner's quota under its lock (else freed again)."""
+    try:
+        async with storage_quota.reserving(ctx.db, ctx.settings, upload.owner, upload.length):
+            await queries.insert(ctx.db, upload)
+    except storage_quota.QuotaExceeded:
+        await ctx.stores[upload.location].abort(stored(upload))
+        raise
+    await audit.record(
+        ctx.db,
+        Event(
+            "upload.created",
+            principal.id,
+            owner=upload.owner,
+            upload_id=upload.id,
+            client=principal.address,
+            detail={"length": upload.length, "name": upload.filename, "concat": upload.concat},
+        ),
+    )
 
 
 def expiry(ctx: Context) -> datetime:
@@ -121,7 +148,7 @@ async def _finish_empty(ctx: Context, upload: Upload) -> Upload:
     async with ctx.locker.hold(upload.id, wait=ctx.settings.lock_wait_seconds):
         async with ctx.stores[upload.location].open(stored(upload)) as writer:
             await writer.finish()
-        await queries.advance(ctx.db, upload, 0, expires_at=None, length=0)
+        await queries.advance(ctx.db, upload, 0, expires_at=None, length=0, reserved=0)
         upload = replace(upload, state=COMPLETING)
         return await complete(ctx, upload, running=hashlib.sha256())
 
@@ -135,125 +162,18 @@ async def current(ctx: Context, upload_id: str, principal: Principal) -> Upload:
     upload = await load(ctx, upload_id, principal)
     if upload.state == RECEIVING and not upload.is_final:
         store_offset = await ctx.stores[upload.location].offset(stored(upload))
-        upload = await _adopt(ctx, upload, store_offset)
+        upload = await adopt(ctx, upload, store_offset)
     if upload.state == COMPLETING:
         ctx.spawn(lambda: resume_completion(ctx, upload.id))
     return upload
 
 
-async def _adopt(ctx: Context, upload: Upload, store_offset: int) -> Upload:
+async def adopt(ctx: Context, upload: Upload, store_offset: int) -> Upload:
     if store_offset <= upload.offset:
         return upload
     await queries.adopt_store_offset(ctx.db, upload, store_offset)
     state = COMPLETING if store_offset == upload.length else upload.state
     return replace(upload, offset=store_offset, state=state)
-
-
-async def write(ctx: Context, upload_id: str, principal: Principal, chunk: Chunk) -> Upload:
-    """Receive one PATCH body into the upload; returns the upload as committed."""
-    async with ctx.locker.hold(upload_id, wait=ctx.settings.lock_wait_seconds) as lease:
-        lease.on_release_requested(chunk.reader.stop)
-        upload = await load(ctx, upload_id, principal)
-        if upload.is_final:
-            raise errors.PATCH_FINAL
-        if upload.state == DONE:
-            return _already_complete(upload, chunk)
-        running: Hash | None = None
-        async with ctx.stores[upload.location].open(stored(upload)) as writer:
-            upload = await _adopt(ctx, upload, writer.offset)
-            if upload.state == COMPLETING:
-                return _already_complete(upload, chunk)
-            if chunk.offset != upload.offset:
-                raise errors.OFFSET_MISMATCH.but(f"upload is at {upload.offset}")
-            length = await _declare_length(ctx, upload, chunk.length)
-            limit = (length if length is not None else ctx.settings.max_size) - upload.offset
-            if chunk.content_length is not None and chunk.content_length > limit:
-                raise errors.BODY_TOO_LARGE.but(f"{chunk.content_length} > {limit} remaining")
-            running = _running_hash(ctx, upload)
-            received = await _receive(ctx, writer, chunk, running, limit)
-            if lease.lost:
-                raise LockTimeout(upload_id)
-            new_offset = upload.offset + received
-            if new_offset == length:
-                await writer.finish()
-            elif received:
-                await writer.commit()
-            if received or length != upload.length:
-                expires_at = None if new_offset == length else expiry(ctx)
-                if not await queries.advance(
-                    ctx.db, upload, new_offset, expires_at=expires_at, length=length
-                ):
-                    raise errors.OFFSET_MISMATCH.but("the upload moved under this request")
-                state = COMPLETING if new_offset == length else RECEIVING
-                upload = replace(
-                    upload, offset=new_offset, length=length, state=state, expires_at=expires_at
-                )
-        if upload.state == COMPLETING:
-            return await complete(ctx, upload, running=running)
-        if running is not None:
-            ctx.hashes.put(upload.id, upload.offset, running)
-        return upload
-
-
-def _already_complete(upload: Upload, chunk: Chunk) -> Upload:
-    """A PATCH to an upload that has all its bytes: fine if it brings nothing new."""
-    if chunk.offset != upload.offset:
-        raise errors.OFFSET_MISMATCH.but(f"upload is complete at {upload.offset}")
-    if chunk.content_length:
-        raise errors.BODY_TOO_LARGE.but("the upload is already complete")
-    return upload
-
-
-async def _declare_length(ctx: Context, upload: Upload, declared: int | None) -> int | None:
-    if declared is None or declared == upload.length:
-        return upload.length
-    if upload.length is not None:
-        raise errors.LENGTH_ALREADY_SET.but(f"it is {upload.length}")
-    check_length(ctx, declared)
-    if declared < upload.offset:
-        raise errors.LENGTH_BELOW_OFFSET.but(f"{declared} < {upload.offset}")
-    return declared
-
-
-def _running_hash(ctx: Context, upload: Upload) -> Hash | None:
-    if upload.is_partial:
-        return None  # partial uploads are not files: the final upload is hashed instead
-    if upload.offset == 0:
-        return hashlib.sha256()
-    return ctx.hashes.take(upload.id, upload.offset)
-
-
-async def _receive(
-    ctx: Context, writer: Writer, chunk: Chunk, running: Hash | None, limit: int
-) -> int:
-    """Stream the body into the writer; returns the bytes staged (all of them, or raises)."""
-    verify = ALGORITHMS[chunk.checksum.algorithm]() if chunk.checksum else None
-    hashes = [hash_ for hash_ in (running, verify) if hash_ is not None]
-    batch: list[bytes] = []
-    batched = 0
-    total = 0
-    async for data in chunk.reader.chunks():
-        total += len(data)
-        if total > limit:
-            raise errors.BODY_TOO_LARGE.but(f"more than {limit} bytes remaining")
-        batch.append(data)
-        batched += len(data)
-        if batched >= ctx.settings.write_batch_size:
-            await _flush(writer, hashes, batch)
-            batch, batched = [], 0
-    await _flush(writer, hashes, batch)
-    if chunk.checksum is not None and verify is not None:
-        if chunk.reader.end is not End.COMPLETE:
-            raise errors.INCOMPLETE_CHECKED_BODY
-        if verify.digest() != chunk.checksum.digest:
-            raise errors.CHECKSUM_MISMATCH.but(f"{chunk.checksum.algorithm} of the body differs")
-    return total
-
-
-async def _flush(writer: Writer, hashes: Sequence[Hash], batch: list[bytes]) -> None:
-    if batch:
-        await checksum.update(hashes, batch)
-        await writer.write(batch)
 
 
 async def complete(ctx: Context, upload: Upload, *, running: Hash | None) -> Upload:
@@ -269,7 +189,7 @@ async def complete(ctx: Context, upload: Upload, *, running: Hash | None) -> Upl
     store = ctx.stores[upload.location]
     key = stored(upload).key
     sha256 = running.hexdigest() if running is not None else await hash_object(store, key)
-    kept = await file_queries.register(
+    registered = await file_queries.register(
         ctx.db,
         file_queries.NewFile(
             sha256=sha256,
@@ -284,9 +204,21 @@ async def complete(ctx: Context, upload: Upload, *, running: Hash | None) -> Upl
             expires_at=at + timedelta(days=ctx.settings.retention_days),
         ),
     )
-    if not kept:
-        await store.delete(key)
-        await queries.forget_bytes(ctx.db, upload.id)
+    if registered.held:
+        await catalogue.protect(ctx, [Copy(upload.location, key)], held=True)
+    if registered.retired is not None:
+        await catalogue.delete_copies(ctx, [registered.retired])
+    await audit.record(
+        ctx.db,
+        Event(
+            "upload.completed",
+            upload.owner,
+            owner=upload.owner,
+            upload_id=upload.id,
+            sha256=sha256,
+            detail={"size": upload.offset, "duplicate": registered.retired is not None},
+        ),
+    )
     return replace(upload, state=DONE, sha256=sha256, completed_at=at, expires_at=None)
 
 
@@ -334,10 +266,21 @@ async def terminate(ctx: Context, upload_id: str, principal: Principal) -> None:
         if not await queries.end(ctx.db, upload, TERMINATED):
             raise errors.NOT_FOUND.but("it changed meanwhile")
         await release(ctx, upload)
+        action = "upload.terminated"
         if upload.state == DONE and upload.sha256 is not None:
-            copies = await file_queries.remove_owner(ctx.db, upload.sha256, upload.owner)
-            for copy in copies or []:
-                await ctx.stores[copy.location].delete(copy.store_key)
+            await catalogue.drop_owner(ctx, upload.sha256, upload.owner)
+            action = "file.deleted"
+        await audit.record(
+            ctx.db,
+            Event(
+                action,
+                principal.id,
+                owner=upload.owner,
+                upload_id=upload.id,
+                sha256=upload.sha256,
+                client=principal.address,
+            ),
+        )
 
 
 async def release(ctx: Context, upload: Upload) -> None:

@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.auth.principal import Principal
+from app.auth.principal import Principal, of_request
 from app.context import Context
 from app.db.uploads import DONE, Upload
 from app.storage.base import Concatenator
-from app.tus import concat, errors, lifecycle
+from app.tus import concat, errors, lifecycle, receive
 from app.tus.body import BodyReader
 from app.tus.checksum import ALGORITHMS
 from app.tus.errors import TUS_VERSION
@@ -67,8 +67,7 @@ def _context(request: Request) -> Context:
 
 
 def _principal(request: Request) -> Principal:
-    principal: Principal = request.scope["user"]
-    return principal
+    return of_request(request.scope)
 
 
 @tus_endpoint
@@ -117,7 +116,7 @@ async def create(request: Request) -> Response:
         # The upload exists whatever happens to its first bytes: the client learns the offset
         # from this answer and resumes from there.
         with suppress(errors.TusError):
-            upload = await lifecycle.write(ctx, upload.id, principal, chunk)
+            upload = await receive.write(ctx, upload.id, principal, chunk)
     return Response(status_code=201, headers=_created_headers(request, upload, with_body))
 
 
@@ -177,7 +176,7 @@ async def patch(request: Request) -> Response:
         raise errors.INVALID_OFFSET.but("missing")
     declared = parse_int(request.headers.get("upload-length"), errors.INVALID_LENGTH)
     chunk = _chunk(request, offset, declared)
-    upload = await lifecycle.write(
+    upload = await receive.write(
         _context(request), request.path_params["upload_id"], _principal(request), chunk
     )
     headers = {"Upload-Offset": str(upload.offset), **_expiry(upload)}

@@ -75,6 +75,6 @@ def test_the_sweep_command_expires_on_the_embedded_store(
         text=True,
         check=True,
     )
-    assert swept.stdout.startswith("expired 1,")
+    assert swept.stdout.startswith("expired 1 uploads")
     assert list(files.iterdir()) == []
     assert upload_info(http, target, user, url)["state"] == "expired"

@@ -17,11 +17,16 @@ of the tail, which replaces the old record atomically: whenever a crash happens,
 never behind what was committed, and never holds an undersized middle part. Without a tail the
 offset is 0 — or the object's size once K exists (finishing deletes the tail last).
 
+Objects carry the tag ``tusgate-expiry``: ``auto`` (finished objects and unfinished uploads),
+``tail`` (commit records) or ``held`` (legal hold); the bucket's lifecycle rules, written by
+``provision`` (lifecycle.py), expire by tag as a second line of defence behind the sweeper.
+
 Permissions the store needs on ``bucket/prefix*``: s3:PutObject (PutObject,
 CreateMultipartUpload, UploadPart, UploadPartCopy, CompleteMultipartUpload), s3:GetObject
 (GetObject, HeadObject, the source of UploadPartCopy), s3:DeleteObject, s3:AbortMultipartUpload,
-s3:ListMultipartUploadParts; and s3:ListBucket on the bucket, without which S3 answers 403
-instead of 404 for a missing tail.
+s3:ListMultipartUploadParts, s3:PutObjectTagging (legal holds); s3:ListBucket on the bucket,
+without which S3 answers 403 instead of 404 for a missing tail; and for ``python -m app storage
+init`` s3:CreateBucket and s3:PutLifecycleConfiguration.
 """
 
 from __future__ import annotations
@@ -35,10 +40,11 @@ from typing import IO, Any
 import anyio
 
 from app.settings import S3Settings
-from app.storage.base import Source, StoredUpload
+from app.storage.base import ExpiryPolicy, Source, StoredUpload
 from app.storage.errors import ObjectNotFound, StorageError
 from app.storage.s3.client import S3Client, create_client, map_errors
 from app.storage.s3.concat import MAX_PARTS, Piece, plan_parts
+from app.storage.s3.lifecycle import EXPIRES, HELD, TAIL, provision
 from app.storage.s3.writer import S3Writer, open_writer, spool_directory
 
 MiB = 1024 * 1024
@@ -90,7 +96,9 @@ class S3Store:
         size = self._max_size if length is None else length
         part_size = part_size_for(size, self._settings.part_size)
         async with map_errors():
-            response = await self._client.create_multipart_upload(Bucket=self._bucket, Key=key)
+            response = await self._client.create_multipart_upload(
+                Bucket=self._bucket, Key=key, Tagging=EXPIRES
+            )
         state = {"multipart_id": response["UploadId"], "part_size": part_size}
         return StoredUpload(key=key, length=length, state=state)
 
@@ -132,6 +140,17 @@ class S3Store:
                     await self._assemble_part(upload, number, part.pieces, directory)
         await self.complete(upload, [part.size for part in parts])
 
+    async def hold(self, key: str, held: bool) -> None:
+        value = HELD if held else EXPIRES
+        name, _, tag = value.partition("=")
+        async with map_errors():
+            await self._client.put_object_tagging(
+                Bucket=self._bucket, Key=key, Tagging={"TagSet": [{"Key": name, "Value": tag}]}
+            )
+
+    async def provision(self, policy: ExpiryPolicy) -> None:
+        await provision(self._client, self._bucket, self._settings.prefix, policy)
+
     # The operations the writer builds on (writer.Bucket).
 
     async def load_tail(self, upload: StoredUpload, path: Path) -> int | None:
@@ -166,7 +185,11 @@ class S3Store:
     async def put_tail(self, upload: StoredUpload, start: int, path: Path) -> None:
         async with _opened(path, "rb") as body, map_errors():
             await self._client.put_object(
-                Bucket=self._bucket, Key=_tail_key(upload), Body=body, Metadata={START: str(start)}
+                Bucket=self._bucket,
+                Key=_tail_key(upload),
+                Body=body,
+                Metadata={START: str(start)},
+                Tagging=TAIL,
             )
 
     async def complete(self, upload: StoredUpload, sizes: Sequence[int]) -> None:
@@ -185,7 +208,9 @@ class S3Store:
             # PUT then leaves an upload that a second finish completes, and nothing orphaned.
             await self._abort_multipart(upload)
             async with map_errors():
-                await self._client.put_object(Bucket=self._bucket, Key=upload.key, Body=b"")
+                await self._client.put_object(
+                    Bucket=self._bucket, Key=upload.key, Body=b"", Tagging=EXPIRES
+                )
         await self._delete(_tail_key(upload))
 
     # Helpers.

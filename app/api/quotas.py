@@ -1,0 +1,91 @@
+"""Storage quotas over HTTP: ``GET /api/me`` for the caller, ``/api/quotas/{user}`` for admins.
+
+``PUT`` takes any of ``max_bytes``, ``max_uploads``, ``max_file_size``: a non-negative integer
+overrides the default for that user, ``null`` returns to the default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.api.access import admin, caller, context
+from app.api.responses import json_response
+from app.context import Context
+from app.db import audit
+from app.db.audit import Event
+from app.quota import storage as storage_quota
+from app.tus.lifecycle import now
+
+
+async def _report(ctx: Context, user: str) -> dict[str, Any]:
+    limits = await storage_quota.limits(ctx.db, ctx.settings, user)
+    usage = await storage_quota.usage(ctx.db, user)
+    return {
+        "limits": limits.__dict__,
+        "overrides": await storage_quota.overrides(ctx.db, user),
+        "usage": {
+            "bytes": usage.bytes,
+            "stored_bytes": usage.stored,
+            "reserved_bytes": usage.reserved,
+            "uploads": usage.uploads,
+        },
+    }
+
+
+async def me(request: Request) -> Response:
+    principal = caller(request)
+    report = await _report(context(request), principal.id)
+    return json_response(
+        {"id": principal.id, "name": principal.name, "roles": sorted(principal.roles), **report}
+    )
+
+
+async def show(request: Request) -> Response:
+    admin(request)
+    user = request.path_params["user"]
+    return json_response({"user": user, **await _report(context(request), user)})
+
+
+async def update(request: Request) -> Response:
+    principal = admin(request)
+    ctx = context(request)
+    user = request.path_params["user"]
+    values = _limits(await _json(request))
+    await storage_quota.set_overrides(ctx.db, user, values, now())
+    await audit.record(
+        ctx.db,
+        Event("quota.changed", principal.id, owner=user, client=principal.address, detail=values),
+    )
+    return json_response({"user": user, **await _report(ctx, user)})
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise HTTPException(400, "body must be JSON") from None
+
+
+def _limits(body: Any) -> dict[str, int | None]:
+    if not isinstance(body, dict) or not body:
+        raise HTTPException(400, f"body must be an object with some of {storage_quota.LIMITS}")
+    unknown = set(body) - set(storage_quota.LIMITS)
+    if unknown:
+        raise HTTPException(400, f"unknown limits: {sorted(unknown)}")
+    for name, value in body.items():
+        valid = value is None or (type(value) is int and 0 <= value < 2**63)
+        if not valid:
+            raise HTTPException(400, f"{name} must be a non-negative integer or null")
+    return dict(body)
+
+
+routes = [
+    Route("/api/me", me, methods=["GET"]),
+    Route("/api/quotas/{user:str}", show, methods=["GET"]),
+    Route("/api/quotas/{user:str}", update, methods=["PUT"]),
+]

@@ -1,0 +1,47 @@
+"""The catalogue's operations that touch both the database and the stores.
+
+Physical deletion is crash-safe: the catalogue rows go in the same transaction that records a
+pending deletion for each copy, the store deletes the bytes, then the pending row goes. A crash
+in between leaves the pending row, and the sweeper finishes the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from app.context import Context
+from app.db import files as file_queries
+from app.db.files import Copy
+from app.storage.base import Holder
+
+
+async def drop_owner(ctx: Context, sha256: str, owner: str) -> bool:
+    """Remove one ownership; the bytes go with the last owner. False if there was none."""
+    copies = await file_queries.remove_owner(ctx.db, sha256, owner)
+    if copies is None:
+        return False
+    await delete_copies(ctx, copies)
+    return True
+
+
+async def delete_copies(ctx: Context, copies: Sequence[Copy]) -> None:
+    for copy in copies:
+        await ctx.stores[copy.location].delete(copy.store_key)
+        await file_queries.forget_deletion(ctx.db, copy)
+
+
+async def set_hold(ctx: Context, sha256: str, held: bool) -> bool:
+    """Put a file on legal hold or release it, in the catalogue and in the stores' own expiry
+    rules; False if there is no such file."""
+    copies = await file_queries.set_hold(ctx.db, sha256, held)
+    if copies is None:
+        return False
+    await protect(ctx, copies, held=held)
+    return True
+
+
+async def protect(ctx: Context, copies: Sequence[Copy], *, held: bool) -> None:
+    for copy in copies:
+        store = ctx.stores[copy.location]
+        if isinstance(store, Holder):
+            await store.hold(copy.store_key, held)

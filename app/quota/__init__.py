@@ -1,0 +1,1 @@
+"""Quotas: storage limits per user (download limits come with the download front)."""

@@ -1,0 +1,179 @@
+"""Receiving a PATCH body into an upload: the hot path.
+
+Under the upload's lock: adopt the store's offset, check the request against the upload, its
+length and (for a deferred length) the owner's quota, stream the body into the store while
+hashing it off the event loop, commit in the store, then in the database — and complete the
+upload when its last byte arrived.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import replace
+
+from app.auth.principal import Principal
+from app.context import Context
+from app.db import uploads as queries
+from app.db.uploads import COMPLETING, DONE, RECEIVING, Upload
+from app.locks.base import LockTimeout
+from app.quota import storage as storage_quota
+from app.storage.base import Writer
+from app.tus import checksum, errors, lifecycle
+from app.tus.body import End
+from app.tus.checksum import ALGORITHMS, Hash
+from app.tus.lifecycle import Chunk
+
+
+async def write(ctx: Context, upload_id: str, principal: Principal, chunk: Chunk) -> Upload:
+    """Receive one PATCH body into the upload; returns the upload as committed."""
+    async with ctx.locker.hold(upload_id, wait=ctx.settings.lock_wait_seconds) as lease:
+        lease.on_release_requested(chunk.reader.stop)
+        upload = await lifecycle.load(ctx, upload_id, principal)
+        if upload.is_final:
+            raise errors.PATCH_FINAL
+        if upload.state == DONE:
+            return _already_complete(upload, chunk)
+        running: Hash | None = None
+        async with ctx.stores[upload.location].open(lifecycle.stored(upload)) as writer:
+            upload = await lifecycle.adopt(ctx, upload, writer.offset)
+            if upload.state == COMPLETING:
+                return _already_complete(upload, chunk)
+            if chunk.offset != upload.offset:
+                raise errors.OFFSET_MISMATCH.but(f"upload is at {upload.offset}")
+            length = _declared_length(ctx, upload, chunk.length)
+            room, too_much = await _room(ctx, upload, length, chunk.content_length)
+            running = _running_hash(ctx, upload)
+            try:
+                received = await _receive(ctx, writer, chunk, running, room, too_much)
+                if lease.lost:
+                    raise LockTimeout(upload_id)
+                upload = await _commit(ctx, writer, upload, received, length)
+            except Exception:
+                if upload.length is None:  # give back the room reserved for this PATCH
+                    await queries.set_reserved(ctx.db, upload.id, upload.offset)
+                raise
+        if upload.state == COMPLETING:
+            return await lifecycle.complete(ctx, upload, running=running)
+        if running is not None:
+            ctx.hashes.put(upload.id, upload.offset, running)
+        return upload
+
+
+def _already_complete(upload: Upload, chunk: Chunk) -> Upload:
+    """A PATCH to an upload that has all its bytes: fine if it brings nothing new."""
+    if chunk.offset != upload.offset:
+        raise errors.OFFSET_MISMATCH.but(f"upload is complete at {upload.offset}")
+    if chunk.content_length:
+        raise errors.BODY_TOO_LARGE.but("the upload is already complete")
+    return upload
+
+
+def _declared_length(ctx: Context, upload: Upload, declared: int | None) -> int | None:
+    if declared is None or declared == upload.length:
+        return upload.length
+    if upload.length is not None:
+        raise errors.LENGTH_ALREADY_SET.but(f"it is {upload.length}")
+    lifecycle.check_length(ctx, declared)
+    if declared < upload.offset:
+        raise errors.LENGTH_BELOW_OFFSET.but(f"{declared} < {upload.offset}")
+    return declared
+
+
+async def _room(
+    ctx: Context, upload: Upload, length: int | None, content_length: int | None
+) -> tuple[int, Exception]:
+    """How many bytes this PATCH may bring, and what to answer when the body brings more.
+
+    An upload of known length was admitted whole at creation; one whose length was deferred
+    until now is checked against its owner's quota as its bytes arrive.
+    """
+    room = (length if length is not None else ctx.settings.max_size) - upload.offset
+    if content_length is not None and content_length > room:
+        raise errors.BODY_TOO_LARGE.but(f"{content_length} > {room} remaining")
+    if upload.length is not None:
+        return room, errors.BODY_TOO_LARGE.but(f"more than {room} bytes remaining")
+    wanted = length
+    if wanted is None and content_length is not None:
+        wanted = upload.offset + content_length
+    allowed = await storage_quota.reserve_growth(ctx.db, ctx.settings, upload, wanted)
+    if allowed - upload.offset < room:
+        quota = storage_quota.QuotaExceeded(
+            f"storage quota: this upload may not grow past {allowed} bytes"
+        )
+        return allowed - upload.offset, quota
+    return room, errors.BODY_TOO_LARGE.but(f"more than {room} bytes remaining")
+
+
+def _running_hash(ctx: Context, upload: Upload) -> Hash | None:
+    if upload.is_partial:
+        return None  # partial uploads are not files: the final upload is hashed instead
+    if upload.offset == 0:
+        return hashlib.sha256()
+    return ctx.hashes.take(upload.id, upload.offset)
+
+
+async def _receive(
+    ctx: Context,
+    writer: Writer,
+    chunk: Chunk,
+    running: Hash | None,
+    room: int,
+    too_much: Exception,
+) -> int:
+    """Stream the body into the writer; returns the bytes staged (all of them, or raises)."""
+    verify = ALGORITHMS[chunk.checksum.algorithm]() if chunk.checksum else None
+    hashes = [hash_ for hash_ in (running, verify) if hash_ is not None]
+    batch: list[bytes] = []
+    batched = 0
+    total = 0
+    async for data in chunk.reader.chunks():
+        total += len(data)
+        if total > room:
+            raise too_much
+        batch.append(data)
+        batched += len(data)
+        if batched >= ctx.settings.write_batch_size:
+            await _flush(writer, hashes, batch)
+            batch, batched = [], 0
+    await _flush(writer, hashes, batch)
+    if chunk.checksum is not None and verify is not None:
+        if chunk.reader.end is not End.COMPLETE:
+            raise errors.INCOMPLETE_CHECKED_BODY
+        if verify.digest() != chunk.checksum.digest:
+            raise errors.CHECKSUM_MISMATCH.but(f"{chunk.checksum.algorithm} of the body differs")
+    return total
+
+
+async def _flush(writer: Writer, hashes: Sequence[Hash], batch: list[bytes]) -> None:
+    if batch:
+        await checksum.update(hashes, batch)
+        await writer.write(batch)
+
+
+async def _commit(
+    ctx: Context, writer: Writer, upload: Upload, received: int, length: int | None
+) -> Upload:
+    """Store first, database second: after a crash in between, the store is ahead."""
+    new_offset = upload.offset + received
+    if new_offset == length:
+        await writer.finish()
+    elif received:
+        await writer.commit()
+    if not received and length == upload.length:
+        return upload
+    expires_at = None if new_offset == length else lifecycle.expiry(ctx)
+    reserved = length if length is not None else new_offset
+    if not await queries.advance(
+        ctx.db, upload, new_offset, expires_at=expires_at, length=length, reserved=reserved
+    ):
+        raise errors.OFFSET_MISMATCH.but("the upload moved under this request")
+    state = COMPLETING if new_offset == length else RECEIVING
+    return replace(
+        upload,
+        offset=new_offset,
+        length=length,
+        state=state,
+        expires_at=expires_at,
+        reserved=reserved,
+    )
