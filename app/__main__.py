@@ -115,13 +115,16 @@ async def _sweep(settings: Settings, now: datetime | None) -> Report:
 
 
 async def _init_storage(settings: Settings) -> list[str]:
-    """Prepare every location; S3 buckets get expiry rules a little beyond the gateway's own."""
-    policy = ExpiryPolicy(
-        unfinished_days=math.ceil(settings.upload_expiry_seconds / 86400) + 1,
-        retention_days=settings.retention_days + LIFECYCLE_MARGIN_DAYS,
-    )
+    """Prepare every location; S3 buckets get expiry rules a little beyond the gateway's own,
+    and none for files where the location forbids physical deletion."""
     done = []
     for location in settings.locations:
+        policy = ExpiryPolicy(
+            unfinished_days=math.ceil(settings.upload_expiry_seconds / 86400) + 1,
+            retention_days=settings.retention_days + LIFECYCLE_MARGIN_DAYS
+            if location.allow_physical_deletion
+            else None,
+        )
         store = build_store(location, settings)
         await store.start()
         try:

@@ -21,6 +21,8 @@ from app.api.responses import http_error
 from app.auth.middleware import BearerAuth
 from app.auth.principal import Principal
 from app.context import Context, open_context
+from app.download import links as download_links
+from app.download import routes as download_routes
 from app.jobs.sweeper import run_periodically
 from app.middleware.drain import DrainBody
 from app.settings import Settings
@@ -28,9 +30,13 @@ from app.tus import routes as tus_routes
 from app.tus.method_override import MethodOverride
 
 PUBLIC_PATHS = frozenset({"/healthz"})
-TUS_REQUEST_HEADERS = [
+LINK_PREFIXES = ("/download/",)  # where a ?token= download link stands in for a bearer token
+REQUEST_HEADERS = [
     "Authorization",
     "Content-Type",
+    "If-None-Match",
+    "If-Range",
+    "Range",
     "Tus-Resumable",
     "Upload-Checksum",
     "Upload-Concat",
@@ -42,7 +48,11 @@ TUS_REQUEST_HEADERS = [
     "X-Request-ID",
     "X-Requested-With",
 ]
-TUS_RESPONSE_HEADERS = [
+RESPONSE_HEADERS = [
+    "Accept-Ranges",
+    "Content-Disposition",
+    "Content-Range",
+    "ETag",
     "Location",
     "Tus-Checksum-Algorithm",
     "Tus-Extension",
@@ -81,12 +91,14 @@ def create_app(settings: Settings) -> Starlette:
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=TUS_REQUEST_HEADERS,
-            expose_headers=TUS_RESPONSE_HEADERS,
+            allow_headers=REQUEST_HEADERS,
+            expose_headers=RESPONSE_HEADERS,
             max_age=86400,
         ),
         Middleware(MethodOverride),
-        Middleware(BearerAuth, verify=verify, public_paths=PUBLIC_PATHS),
+        Middleware(
+            BearerAuth, verify=verify, public_paths=PUBLIC_PATHS, link_prefixes=LINK_PREFIXES
+        ),
     ]
     app = Starlette(
         routes=[
@@ -94,6 +106,8 @@ def create_app(settings: Settings) -> Starlette:
             *tus_routes.routes,
             *uploads_api.routes,
             *files_api.routes,
+            *download_routes.routes,
+            *download_links.routes,
             *quotas_api.routes,
             *audit_api.routes,
         ],

@@ -39,12 +39,22 @@ class S3Settings:
     parts_in_flight: int = 2
 
 
+HOT = "hot"  # online: readable at once
+COLD = "cold"  # nearline: may need a restore before it can be read
+KINDS = (HOT, COLD)
+
+
 @dataclass(frozen=True)
 class LocationSettings:
-    """A named place where file bytes live."""
+    """A named place where file bytes live. Downloads read hot before cold, then by ``priority``
+    (0 first, as in REGARDS); without ``allow_physical_deletion`` the bytes of files that leave
+    the catalogue stay in the store (REGARDS "allow physical deletion")."""
 
     name: str = "local"
     backend: str = "filesystem"  # "filesystem" or "s3"
+    kind: str = HOT
+    priority: int = 0
+    allow_physical_deletion: bool = True
     path: Path | None = None  # filesystem: defaults to DATA_DIR/files/NAME
     s3: S3Settings = field(default_factory=S3Settings)
 
@@ -88,6 +98,9 @@ class Settings:
     # identity (local mode)
     local_issuer_key_file: Path | None = None  # defaults to DATA_DIR/local-issuer.jwk
     token_ttl_seconds: int = 12 * 3600
+
+    # downloads: how long a signed link (POST /api/files/{sha256}/link) stays valid
+    link_ttl_seconds: int = 3600
 
     # identity (OIDC mode, e.g. a Keycloak realm URL; empty: local mode)
     oidc_issuer: str = ""
@@ -153,6 +166,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "TUSGATE_SWEEP_INTERVAL_SECONDS": ("", "sweep_interval_seconds"),
     "TUSGATE_LOCAL_ISSUER_KEY_FILE": ("", "local_issuer_key_file"),
     "TUSGATE_TOKEN_TTL_SECONDS": ("", "token_ttl_seconds"),
+    "TUSGATE_LINK_TTL_SECONDS": ("", "link_ttl_seconds"),
     "TUSGATE_OIDC_ISSUER": ("", "oidc_issuer"),
     "TUSGATE_OIDC_AUDIENCE": ("", "oidc_audience"),
     "TUSGATE_OIDC_CLIENT_ID": ("", "oidc_client_id"),
@@ -249,14 +263,19 @@ def _validate(settings: Settings) -> None:
     names = [location.name for location in settings.locations]
     if len(set(names)) != len(names):
         raise ValueError("location names must be unique")
-    settings.location(settings.upload_location)
     for location in settings.locations:
         if location.backend not in ("filesystem", "s3"):
             raise ValueError(f"location {location.name!r}: unknown backend {location.backend!r}")
+        if location.kind not in KINDS:
+            raise ValueError(f"location {location.name!r}: kind must be one of {KINDS}")
+        if location.priority < 0:
+            raise ValueError(f"location {location.name!r}: priority must not be negative")
         if location.s3.part_size < 5 * MiB:
             raise ValueError("s3 part_size must be at least 5 MiB (S3's minimum part size)")
         if location.s3.parts_in_flight < 1:
             raise ValueError("s3 parts_in_flight must be at least 1")
+    if settings.location(settings.upload_location).kind != HOT:
+        raise ValueError(f"upload_location {settings.upload_location!r} must be a hot location")
     if not 0 <= settings.min_size <= settings.max_size:
         raise ValueError("min_size must lie between 0 and max_size")
     if settings.lock_ttl_seconds >= settings.lock_wait_seconds:
@@ -265,6 +284,8 @@ def _validate(settings: Settings) -> None:
         raise ValueError(f"retention_days must lie between 1 and {MAX_RETENTION_DAYS}")
     if settings.write_batch_size < 4096:
         raise ValueError("write_batch_size must be at least 4096 bytes")
+    if settings.link_ttl_seconds < 1:
+        raise ValueError("link_ttl_seconds must be at least 1")
     _validate_identity(settings)
 
 

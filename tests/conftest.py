@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.gateways import Target, embedded_env, new_user, services_env, start_target
+from tests.gateways import (
+    StartTarget,
+    Target,
+    embedded_env,
+    new_user,
+    services_env,
+    start_target,
+)
 from tests.services import MotoServer, PostgresServer, RedisServer
 
 
@@ -85,16 +93,45 @@ def target(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Target]:
     data_dir = tmp_path_factory.mktemp(f"gateway-{request.param}")
-    if request.param == "embedded":
-        env = embedded_env(data_dir)
-    else:
-        env = services_env(
-            data_dir,
-            request.getfixturevalue("postgres"),
-            request.getfixturevalue("redis_server"),
-            request.getfixturevalue("gateway_s3"),
-        )
-    running = start_target(request.param, env)
+    running = start_target(request.param, _env(request, request.param, data_dir, "gateway_s3"))
     yield running
-    for gateway in running.gateways:
-        gateway.close()
+    running.close()
+
+
+def _env(request: pytest.FixtureRequest, kind: str, data_dir: Path, s3: str) -> dict[str, str]:
+    """A gateway's environment; a ``services`` one starts its services (``s3``: which S3
+    server fixture) now, so that tests of embedded gateways alone never wait for them."""
+    if kind == "embedded":
+        return embedded_env(data_dir)
+    return services_env(
+        data_dir,
+        request.getfixturevalue("postgres"),
+        request.getfixturevalue("redis_server"),
+        request.getfixturevalue(s3),
+    )
+
+
+@pytest.fixture
+def own_s3() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def start(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StartTarget]:
+    """``start(kind, instances=1, **env)``: gateways of the test's own, closed after it, for
+    tests that kill, restart, measure or configure them (a ``services`` one with an S3 server
+    of the test's own)."""
+    started: list[Target] = []
+
+    def starter(kind: str, instances: int = 1, **extra: str) -> Target:
+        data_dir = tmp_path / f"{kind}-{len(started)}"
+        data_dir.mkdir()
+        env = _env(request, kind, data_dir, "own_s3")
+        target = start_target(kind, {**env, **extra}, instances)
+        started.append(target)
+        return target
+
+    yield starter
+    for target in started:
+        target.close()

@@ -8,6 +8,7 @@ over HTTP only, with tokens from the gateway's own local issuer key.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,11 +47,18 @@ class Target:
     def token(self, user: str, roles: tuple[str, ...] = ()) -> str:
         return self.issuer.issue(user, list(roles), 3600)
 
-    def headers(self, user: str, **extra: str) -> dict[str, str]:
+    def close(self) -> None:
+        for gateway in self.gateways:
+            gateway.close()
+
+    def headers(self, user: str, *, roles: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
         """tus + bearer headers; keyword names use underscores for dashes (Upload_Length=...)."""
-        headers = {**TUS, "Authorization": f"Bearer {self.token(user)}"}
+        headers = {**TUS, "Authorization": f"Bearer {self.token(user, roles)}"}
         headers.update({name.replace("_", "-"): value for name, value in extra.items()})
         return headers
+
+
+StartTarget = Callable[..., Target]  # the `start` fixture (tests/conftest.py)
 
 
 def new_user() -> str:

@@ -1,9 +1,9 @@
-"""Files over HTTP: ``GET /api/files`` (the caller's files, newest first) and, for admins,
-legal holds: ``PUT /api/files/{sha256}/hold`` suspends a file's expiry, ``DELETE`` lifts it."""
+"""Files over HTTP: ``GET /api/files`` (the caller's files, newest first), ``DELETE
+/api/files/{sha256}`` (the caller stops owning a file; its bytes go with the last owner) and,
+for admins, legal holds: ``PUT /api/files/{sha256}/hold`` suspends a file's expiry, ``DELETE``
+lifts it."""
 
 from __future__ import annotations
-
-import re
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -15,9 +15,8 @@ from app.api.responses import iso, json_response
 from app.db import audit
 from app.db import files as queries
 from app.db.audit import Event
+from app.db.files import SHA256
 from app.files import catalogue
-
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 async def mine(request: Request) -> Response:
@@ -39,6 +38,26 @@ async def mine(request: Request) -> Response:
     )
 
 
+async def delete(request: Request) -> Response:
+    """204 once the caller no longer owns the file; 404 if they did not own it."""
+    principal = caller(request)
+    sha256 = request.path_params["sha256"]
+    ctx = context(request)
+    if not SHA256.fullmatch(sha256) or not await catalogue.drop_owner(ctx, sha256, principal.id):
+        raise HTTPException(404, "file not found")
+    await audit.record(
+        ctx.db,
+        Event(
+            "file.deleted",
+            principal.id,
+            owner=principal.id,
+            sha256=sha256,
+            client=principal.address,
+        ),
+    )
+    return Response(status_code=204)
+
+
 async def hold(request: Request) -> Response:
     return await _set_hold(request, held=True)
 
@@ -50,7 +69,7 @@ async def release(request: Request) -> Response:
 async def _set_hold(request: Request, *, held: bool) -> Response:
     principal = admin(request)
     sha256 = request.path_params["sha256"]
-    if not SHA256.match(sha256):
+    if not SHA256.fullmatch(sha256):
         raise HTTPException(400, "a checksum is 64 lower-case hexadecimal digits")
     ctx = context(request)
     if not await catalogue.set_hold(ctx, sha256, held):
@@ -62,6 +81,7 @@ async def _set_hold(request: Request, *, held: bool) -> Response:
 
 routes = [
     Route("/api/files", mine, methods=["GET"]),
+    Route("/api/files/{sha256:str}", delete, methods=["DELETE"]),
     Route("/api/files/{sha256:str}/hold", hold, methods=["PUT"]),
     Route("/api/files/{sha256:str}/hold", release, methods=["DELETE"]),
 ]

@@ -2,9 +2,11 @@
 
 It runs before any handler, so no byte of a request body is read for an unauthenticated
 caller. CORS preflights never reach it (the CORS middleware answers them), and a few public
-paths (health) pass without a token. Verifiers raise an ``AuthError``; this module alone turns
-it into a response: 401 for a bad token, 403 for a missing role, 503 when the identity provider
-cannot be asked.
+paths (health) pass without a token. Requests under a link prefix (``/download/``) that carry
+a ``token`` query parameter pass too: that is a download link, which the download handler
+verifies itself, because only it knows which file the link must name. Verifiers raise an
+``AuthError``; this module alone turns it into a response: 401 for a bad token, 403 for a
+missing role, 503 when the identity provider cannot be asked.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, QueryParams
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -38,14 +40,26 @@ def require_role(verify: Verifier, role: str, admin_role: str) -> Verifier:
     return verify_with_role
 
 
+def link_token(scope: Scope) -> str | None:
+    """The ``token`` query parameter of a request, if it has a non-empty one."""
+    return QueryParams(scope.get("query_string", b"")).get("token") or None
+
+
 class BearerAuth:
-    def __init__(self, app: ASGIApp, verify: Verifier, public_paths: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        verify: Verifier,
+        public_paths: frozenset[str],
+        link_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.verify = verify
         self.public_paths = public_paths
+        self.link_prefixes = link_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.public_paths:
+        if scope["type"] != "http" or scope["path"] in self.public_paths or self._is_link(scope):
             await self.app(scope, receive, send)
             return
         authorization = Headers(scope=scope).get("authorization", "")
@@ -58,6 +72,10 @@ class BearerAuth:
             await _refusal(exc, scope["method"])(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    def _is_link(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        return path.startswith(self.link_prefixes) and link_token(scope) is not None
 
 
 def _refusal(error: AuthError, method: str) -> Response:

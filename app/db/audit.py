@@ -1,8 +1,9 @@
 """The audit trail: who did what, when, from where — one row per event, never updated.
 
-Actions: upload.created, upload.completed, upload.terminated, upload.expired, file.deleted,
-file.expired, file.held, file.released, quota.changed (and, with the download front,
-file.downloaded). The actor is the user who acted, or "system" for the sweeper.
+Actions: upload.created, upload.completed, upload.terminated, upload.expired, file.downloaded
+(detail: the range served, the location read, whether through a link), file.linked,
+file.deleted, file.expired, file.held, file.released, quota.changed. The actor is the user who
+acted, or "system" for the sweeper.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ finishing at once (the primary key admits one).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,6 +19,7 @@ from app.db import upsert
 from app.db.schema import file_copies, file_owners, files, pending_deletions
 
 ONLINE = "online"
+SHA256 = re.compile(r"[0-9a-f]{64}")  # how files are named: lower-case hexadecimal
 
 
 @dataclass(frozen=True)

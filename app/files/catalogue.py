@@ -25,8 +25,11 @@ async def drop_owner(ctx: Context, sha256: str, owner: str) -> bool:
 
 
 async def delete_copies(ctx: Context, copies: Sequence[Copy]) -> None:
+    """Delete the bytes of copies the catalogue has let go, except in locations that forbid
+    physical deletion: there the bytes stay, and only the pending deletion is forgotten."""
     for copy in copies:
-        await ctx.stores[copy.location].delete(copy.store_key)
+        if ctx.settings.location(copy.location).allow_physical_deletion:
+            await ctx.stores[copy.location].delete(copy.store_key)
         await file_queries.forget_deletion(ctx.db, copy)
 
 

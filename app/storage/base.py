@@ -26,7 +26,7 @@ checks them with ``isinstance`` and advertises the matching extensions.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -102,8 +102,12 @@ class Store(Protocol):
     async def abort(self, upload: StoredUpload) -> None:
         """Free everything an unfinished upload holds (parts, tails, spool). Idempotent."""
 
-    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """Stream bytes ``[start, end)`` of a finished object, in bounded chunks."""
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncGenerator[bytes, None]:
+        """Stream bytes ``[start, end)`` of a finished object, in bounded chunks.
+
+        A reader that stops early closes the generator (``aclose``), which releases the file or
+        connection at once.
+        """
 
     async def delete(self, key: str) -> None:
         """Remove a finished object. Idempotent."""
@@ -122,7 +126,9 @@ class ExpiryPolicy:
     """What a store's own expiry rules (a bucket's lifecycle) must keep to."""
 
     unfinished_days: int  # abort uploads left unfinished this long
-    retention_days: int  # delete finished objects this long after they were written
+    # Delete finished objects this long after they were written; None: never (a location that
+    # forbids physical deletion).
+    retention_days: int | None
 
 
 @runtime_checkable

@@ -21,7 +21,7 @@ import errno
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
@@ -77,7 +77,9 @@ class FilesystemStore:
             for suffix in (".part", ".offset"):
                 path.with_suffix(suffix).unlink(missing_ok=True)
 
-    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    async def read(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncGenerator[bytes, None]:
         path = self.path(key)
         with _mapped():
             try:

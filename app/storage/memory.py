@@ -5,7 +5,7 @@ It holds whole objects in memory, so it is never used for real uploads.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from app.storage.base import Source, StoredUpload
@@ -42,7 +42,9 @@ class MemoryStore:
     async def abort(self, upload: StoredUpload) -> None:
         self.uploads.pop(upload.key, None)
 
-    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    async def read(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncGenerator[bytes, None]:
         if key not in self.objects:
             raise ObjectNotFound(key)
         data = self.objects[key][start:end]

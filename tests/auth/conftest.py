@@ -54,5 +54,4 @@ def start_gateway(tmp_path: Path) -> Iterator[StartGateway]:
 
     yield starter
     for target in started:
-        for gateway in target.gateways:
-            gateway.close()
+        target.close()

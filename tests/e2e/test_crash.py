@@ -10,7 +10,7 @@ import httpx
 import pytest
 from tusclient import client as tus
 
-from tests.e2e.conftest import StartTarget
+from tests.gateways import StartTarget
 from tests.tus.client import my_files, offset, open_patch, wait_for, writing
 
 MB = 1000 * 1000

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import StartTarget
-from tests.gateways import Target
+from tests.gateways import StartTarget, Target
 from tests.services import REPO_ROOT, MotoServer
 from tests.tus.client import create, head, patch, upload_info, wait_for
 

@@ -10,8 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from tests.e2e.conftest import StartTarget
-from tests.gateways import Target, new_user
+from tests.gateways import StartTarget, Target, new_user
 from tests.services import REPO_ROOT, MotoServer
 from tests.tus.client import OCTETS, my_files, sha256
 

@@ -6,7 +6,7 @@ import os
 
 import httpx
 
-from tests.e2e.conftest import StartTarget
+from tests.gateways import StartTarget
 from tests.tus.client import (
     create,
     my_files,

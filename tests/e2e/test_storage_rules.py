@@ -7,31 +7,32 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import StartTarget
-from tests.gateways import Target
+from tests.gateways import StartTarget, Target
 from tests.services import REPO_ROOT, S3_ACCESS_KEY, S3_SECRET_KEY, MotoServer
 from tests.tus.client import OCTETS
 
 ADMIN = ("admin",)
 
 
-def test_storage_init_creates_the_bucket_and_its_lifecycle_rules(
-    own_s3: MotoServer, tmp_path: Path
-) -> None:
-    bucket = f"new-{uuid.uuid4().hex[:10]}"
-    env = {
-        "TUSGATE_DATA_DIR": str(tmp_path),
+def _env(s3: MotoServer, data_dir: Path, bucket: str) -> dict[str, str]:
+    return {
+        "TUSGATE_DATA_DIR": str(data_dir),
         "TUSGATE_STORE": "s3",
-        "TUSGATE_S3_ENDPOINT_URL": own_s3.endpoint_url,
+        "TUSGATE_S3_ENDPOINT_URL": s3.endpoint_url,
         "TUSGATE_S3_BUCKET": bucket,
         "TUSGATE_S3_ACCESS_KEY": S3_ACCESS_KEY,
         "TUSGATE_S3_SECRET_KEY": S3_SECRET_KEY,
-        "TUSGATE_RETENTION_DAYS": "20",
     }
-    for _ in range(2):  # idempotent
+
+
+def _storage_init(s3: MotoServer, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Run ``storage init`` twice (it is idempotent); the bucket's rules by ID."""
+    bucket = env["TUSGATE_S3_BUCKET"]
+    for _ in range(2):
         done = subprocess.run(
             [sys.executable, "-m", "app", "storage", "init"],
             cwd=REPO_ROOT,
@@ -41,10 +42,15 @@ def test_storage_init_creates_the_bucket_and_its_lifecycle_rules(
             check=True,
         )
         assert f"bucket '{bucket}'" in done.stdout
-    rules = {
-        rule["ID"]: rule
-        for rule in own_s3.client().get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
-    }
+    rules = s3.client().get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    return {rule["ID"]: rule for rule in rules}
+
+
+def test_storage_init_creates_the_bucket_and_its_lifecycle_rules(
+    own_s3: MotoServer, tmp_path: Path
+) -> None:
+    env = _env(own_s3, tmp_path, f"new-{uuid.uuid4().hex[:10]}")
+    rules = _storage_init(own_s3, {**env, "TUSGATE_RETENTION_DAYS": "20"})
     assert rules["tusgate-abort-unfinished"]["AbortIncompleteMultipartUpload"] == {
         "DaysAfterInitiation": 2
     }
@@ -53,6 +59,18 @@ def test_storage_init_creates_the_bucket_and_its_lifecycle_rules(
     assert rules["tusgate-expire-files"]["Filter"]["And"]["Tags"] == [
         {"Key": "tusgate-expiry", "Value": "auto"}
     ]
+
+
+def test_no_rule_expires_files_where_physical_deletion_is_forbidden(
+    own_s3: MotoServer, tmp_path: Path
+) -> None:
+    config = tmp_path / "tusgate.toml"
+    config.write_text(
+        "[[locations]]\nname = 'archive'\nbackend = 's3'\nallow_physical_deletion = false\n"
+    )
+    env = _env(own_s3, tmp_path, f"keep-{uuid.uuid4().hex[:10]}")
+    rules = _storage_init(own_s3, {**env, "TUSGATE_CONFIG": str(config)})
+    assert sorted(rules) == ["tusgate-abort-unfinished", "tusgate-expire-tails"]
 
 
 def _tags(s3: MotoServer, target: Target) -> dict[str, str]:

@@ -10,8 +10,7 @@ import httpx
 import pytest
 from tusclient import client as tus
 
-from tests.e2e.conftest import StartTarget
-from tests.gateways import Target
+from tests.gateways import StartTarget, Target
 from tests.tus.client import my_files, offset
 
 MB = 1000 * 1000

@@ -28,6 +28,15 @@ def create(http: httpx.Client, target: Target, user: str, length: int | None, **
     return response.headers["location"]
 
 
+def upload(http: httpx.Client, target: Target, user: str, body: bytes, **extra: str) -> str:
+    """A whole upload in one request (creation-with-upload); its URL."""
+    headers = target.headers(user, Upload_Length=str(len(body)), Content_Type=OCTETS, **extra)
+    response = http.post(target.files_url, headers=headers, content=body)
+    assert response.status_code == 201, response.text
+    assert response.headers["upload-offset"] == str(len(body))
+    return response.headers["location"]
+
+
 def patch(
     http: httpx.Client, target: Target, user: str, url: str, offset: int, body: bytes, **extra: str
 ) -> httpx.Response:

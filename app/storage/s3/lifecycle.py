@@ -6,7 +6,8 @@ Rules are chosen by object tag, so that legal holds can opt objects out (an obje
 - incomplete multipart uploads are aborted ``unfinished_days`` after they began;
 - ``tusgate-expiry=tail`` objects expire after ``unfinished_days``;
 - ``tusgate-expiry=auto`` objects expire ``retention_days`` after they were written — the
-  catalogue keeps the newest upload's copy of a file, so no owner is younger than its object.
+  catalogue keeps the newest upload's copy of a file, so no owner is younger than its object —
+  unless the location forbids physical deletion (``retention_days`` None): then files stay.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def rules(prefix: str, policy: ExpiryPolicy) -> list[dict[str, Any]]:
         tag = {"Key": TAG, "Value": value.partition("=")[2]}
         return {"And": {"Prefix": prefix, "Tags": [tag]}}
 
-    return [
+    kept = [
         {
             "ID": "tusgate-abort-unfinished",
             "Status": "Enabled",
@@ -41,13 +42,16 @@ def rules(prefix: str, policy: ExpiryPolicy) -> list[dict[str, Any]]:
             "Filter": tagged(TAIL),
             "Expiration": {"Days": policy.unfinished_days},
         },
-        {
-            "ID": "tusgate-expire-files",
-            "Status": "Enabled",
-            "Filter": tagged(EXPIRES),
-            "Expiration": {"Days": policy.retention_days},
-        },
     ]
+    if policy.retention_days is None:
+        return kept
+    files = {
+        "ID": "tusgate-expire-files",
+        "Status": "Enabled",
+        "Filter": tagged(EXPIRES),
+        "Expiration": {"Days": policy.retention_days},
+    }
+    return [*kept, files]
 
 
 async def provision(client: Any, bucket: str, prefix: str, policy: ExpiryPolicy) -> None:

@@ -31,7 +31,7 @@ init`` s3:CreateBucket and s3:PutLifecycleConfiguration.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -115,7 +115,9 @@ class S3Store:
         await self._abort_multipart(upload)
         await self._delete(_tail_key(upload))
 
-    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    async def read(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncGenerator[bytes, None]:
         if end is not None and end <= start:
             return  # S3 would ignore an empty Range and send the whole object
         response = await self._get(key, start, end)
