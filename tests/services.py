@@ -287,7 +287,25 @@ class PostgresServer(_Service):
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-class RedisServer(_Service):
+class _ChildProcess(_Service):
+    """A service that is one child process with a temporary directory of its own."""
+
+    _proc: subprocess.Popen[bytes] | None
+    root: Path
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            _stop_process(self._proc)
+            self._proc = None
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+class RedisServer(_ChildProcess):
     """A Redis with no persistence at all: nothing outlives the process."""
 
     def __init__(self) -> None:
@@ -336,19 +354,8 @@ class RedisServer(_Service):
             )
         _wait_for_process(self._proc, self.ping, what="redis-server", log_path=self.log_path)
 
-    def stop(self) -> None:
-        if self._proc is not None:
-            _stop_process(self._proc)
-            self._proc = None
 
-    def close(self) -> None:
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-
-class MotoServer(_Service):
+class MotoServer(_ChildProcess):
     """moto's S3 in its own process, so the code under test reaches it over real HTTP."""
 
     def __init__(self) -> None:
@@ -392,17 +399,6 @@ class MotoServer(_Service):
 
     def create_bucket(self, name: str) -> None:
         self.client().create_bucket(Bucket=name)
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            _stop_process(self._proc)
-            self._proc = None
-
-    def close(self) -> None:
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
 
 
 class Gateway(_Service):

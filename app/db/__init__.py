@@ -6,13 +6,16 @@ queries in ``uploads.py`` and ``files.py`` are SQLAlchemy Core and run unchanged
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 from databases import Database
 from sqlalchemy.dialects import postgresql, sqlite
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+WAL_ATTEMPTS = 100
 
 
 async def connect(url: str) -> Database:
@@ -21,7 +24,7 @@ async def connect(url: str) -> Database:
         # for each other instead of failing, and WAL lets readers proceed meanwhile.
         db = Database(url, timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
         await db.connect()
-        await db.execute("PRAGMA journal_mode=WAL")
+        await _use_wal(db)
     else:
         db = Database(url, min_size=1, max_size=20)
         await db.connect()
@@ -36,3 +39,16 @@ def upsert(db: Database, table: sa.Table) -> Any:
     """An INSERT that takes ``on_conflict_do_nothing``/``_do_update``, in the database's dialect."""
     dialect = postgresql if db.url.dialect == "postgresql" else sqlite
     return dialect.insert(table)
+
+
+async def _use_wal(db: Database) -> None:
+    """Switch SQLite to write-ahead logging. Switching needs the database to itself, and SQLite
+    refuses at once rather than waiting when another process is starting on the same new file
+    at that moment: try again for a while."""
+    for _ in range(WAL_ATTEMPTS - 1):
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            await anyio.sleep(0.1)
+    await db.execute("PRAGMA journal_mode=WAL")

@@ -198,8 +198,13 @@ async def pending(db: Database, limit: int) -> list[Copy]:
 
 
 async def _lock_file(db: Database, sha256: str) -> None:
-    """Serialise registration and removal of one file (PostgreSQL; SQLite has one writer)."""
-    await db.fetch_one(sa.select(files.c.sha256).where(files.c.sha256 == sha256).with_for_update())
+    """Serialise registration and removal of one file, as the transaction's first write.
+
+    An UPDATE locks the row on PostgreSQL and takes SQLite's single write lock: a transaction
+    that read first and wrote later could deadlock there with another one doing the same, and
+    SQLite fails one of them at once instead of letting it wait.
+    """
+    await db.execute(files.update().where(files.c.sha256 == sha256).values(size=files.c.size))
 
 
 @dataclass(frozen=True)

@@ -115,13 +115,17 @@ async def migrate(db: Database) -> list[int]:
     dialect = db.url.dialect
     types = _TYPES[dialect]
     applied_now: list[int] = []
+    await db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
     async with db.transaction():
         if dialect == "postgresql":
             await db.execute(f"SELECT pg_advisory_xact_lock({_LOCK_ID})")
-        await db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-        )
+        else:
+            # Take SQLite's write lock first: two migrators that read first would deadlock
+            # upgrading their read locks, and SQLite fails one at once instead of waiting.
+            await db.execute("DELETE FROM schema_migrations WHERE 1 = 0")
         rows = await db.fetch_all("SELECT version FROM schema_migrations")
         done = {row[0] for row in rows}
         for version, name, statements in MIGRATIONS:

@@ -1,4 +1,4 @@
-"""The life of an upload: create, receive bytes, complete, terminate.
+"""The life of an upload: create, report, complete, terminate (receiving is ``receive.py``).
 
 This is where the protocol's rules meet the store and the database; it knows the store only
 through ``storage/base.py``. The ordering that keeps acknowledged bytes safe:
@@ -31,9 +31,8 @@ from app.locks.base import LockTimeout
 from app.quota import storage as storage_quota
 from app.storage.base import Store, StoredUpload
 from app.tus import checksum, errors
-from app.tus.body import BodyReader
 from app.tus.checksum import Hash
-from app.tus.headers import Checksum, metadata_text, parse_metadata
+from app.tus.headers import metadata_text, parse_metadata
 
 
 @dataclass(frozen=True)
@@ -41,17 +40,6 @@ class NewUpload:
     length: int | None  # None: deferred
     metadata: str  # the Upload-Metadata header, validated
     partial: bool = False
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """What a PATCH (or a POST with a body) brings."""
-
-    offset: int
-    reader: BodyReader
-    checksum: Checksum | None = None
-    length: int | None = None  # Upload-Length declared now, for a deferred upload
-    content_length: int | None = None
 
 
 def now() -> datetime:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from app.auth.principal import Principal
 from app.context import Context
@@ -20,9 +20,20 @@ from app.locks.base import LockTimeout
 from app.quota import storage as storage_quota
 from app.storage.base import Writer
 from app.tus import checksum, errors, lifecycle
-from app.tus.body import End
+from app.tus.body import BodyReader, End
 from app.tus.checksum import ALGORITHMS, Hash
-from app.tus.lifecycle import Chunk
+from app.tus.headers import Checksum
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """What a PATCH (or a POST with a body) brings."""
+
+    offset: int
+    reader: BodyReader
+    checksum: Checksum | None = None
+    length: int | None = None  # Upload-Length declared now, for a deferred upload
+    content_length: int | None = None
 
 
 async def write(ctx: Context, upload_id: str, principal: Principal, chunk: Chunk) -> Upload:

@@ -134,8 +134,8 @@ def _expiry(upload: Upload) -> dict[str, str]:
     return {"Upload-Expires": http_date(upload.expires_at)}
 
 
-def _chunk(request: Request, offset: int, length: int | None = None) -> lifecycle.Chunk:
-    return lifecycle.Chunk(
+def _chunk(request: Request, offset: int, length: int | None = None) -> receive.Chunk:
+    return receive.Chunk(
         offset=offset,
         reader=BodyReader(request.receive, _context(request).settings.patch_idle_timeout_seconds),
         checksum=parse_checksum(request.headers.get("upload-checksum")),
