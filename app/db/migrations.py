@@ -107,6 +107,10 @@ _TYPES = {
     "postgresql": {"timestamp": "TIMESTAMP WITH TIME ZONE", "serial": "BIGSERIAL PRIMARY KEY"},
     "sqlite": {"timestamp": "TIMESTAMP", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
 }
+_CREATE_VERSIONS = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+)
 _LOCK_ID = 0x7475_7367  # "tusg": the advisory lock that serialises migrating instances
 
 
@@ -115,13 +119,13 @@ async def migrate(db: Database) -> list[int]:
     dialect = db.url.dialect
     types = _TYPES[dialect]
     applied_now: list[int] = []
-    await db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
+    if dialect == "sqlite":
+        await db.execute(_CREATE_VERSIONS)  # on its own: SQLite serialises it
     async with db.transaction():
         if dialect == "postgresql":
+            # Under the lock: concurrent CREATE ... IF NOT EXISTS can collide on PostgreSQL.
             await db.execute(f"SELECT pg_advisory_xact_lock({_LOCK_ID})")
+            await db.execute(_CREATE_VERSIONS)
         else:
             # Take SQLite's write lock first: two migrators that read first would deadlock
             # upgrading their read locks, and SQLite fails one at once instead of waiting.
