@@ -157,17 +157,6 @@ async def adopt_store_offset(db: Database, upload: Upload, store_offset: int) ->
     )
 
 
-async def set_length(db: Database, upload: Upload, length: int) -> bool:
-    query = (
-        uploads.update()
-        .where(uploads.c.id == upload.id)
-        .where(uploads.c.upload_length.is_(None))
-        .values(upload_length=length)
-        .returning(uploads.c.id)
-    )
-    return await db.fetch_one(query) is not None
-
-
 async def finish(
     db: Database,
     upload_id: str,
