@@ -1,4 +1,4 @@
-"""Command line: ``python -m app serve | migrate | token USER | sweep``.
+"""Command line: ``python -m app serve | migrate | token USER | sweep | tier | storage init``.
 
 Every command reads the same settings (environment and ``TUSGATE_CONFIG``), so a command run
 beside a gateway acts on the same database, stores and key.
@@ -12,17 +12,21 @@ import logging
 import math
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from app import db as database
 from app.auth.local import LocalIssuer
-from app.context import build_store, open_context
+from app.context import Context, build_store, open_context
 from app.db.migrations import migrate
-from app.jobs.sweeper import Report, sweep
+from app.jobs.sweeper import sweep
+from app.jobs.tiering import tier
 from app.settings import Settings, load_settings
 from app.storage.base import ExpiryPolicy, Provisioner
 
+T = TypeVar("T")
 LIFECYCLE_MARGIN_DAYS = 2  # the bucket's rules act this long after the sweeper should have
 
 
@@ -40,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     sweep_command = commands.add_parser("sweep", help="expire uploads and files, free bytes, once")
     sweep_command.add_argument(
         "--now", type=_moment, help="sweep as if it were this ISO 8601 time (a simulated clock)"
+    )
+    tier_command = commands.add_parser(
+        "tier", help="copy files into cold locations and drop old hot copies, once"
+    )
+    tier_command.add_argument(
+        "--now", type=_moment, help="tier as if it were this ISO 8601 time (a simulated clock)"
     )
     storage = commands.add_parser("storage", help="manage the stores")
     storage_commands = storage.add_subparsers(dest="storage_command", required=True)
@@ -68,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         for line in asyncio.run(_init_storage(settings)):
             print(line)
         return 0
-    report = asyncio.run(_sweep(settings, args.now))
+    if args.command == "tier":
+        tiered = asyncio.run(_run(settings, tier, args.now))
+        print(
+            f"copied {tiered.copied} files into cold locations, dropped {tiered.dropped} hot"
+            f" copies, {tiered.failed} failed"
+        )
+        return 0
+    report = asyncio.run(_run(settings, sweep, args.now))
     print(
         f"expired {report.expired} uploads and {report.files_expired} files,"
         f" completed {report.completed}, freed {report.released}"
@@ -109,21 +126,30 @@ async def _migrate(settings: Settings) -> list[int]:
         await db.disconnect()
 
 
-async def _sweep(settings: Settings, now: datetime | None) -> Report:
+async def _run(
+    settings: Settings,
+    job: Callable[[Context, datetime | None], Awaitable[T]],
+    now: datetime | None,
+) -> T:
     async with AsyncExitStack() as stack:
-        return await sweep(await open_context(settings, stack), now)
+        return await job(await open_context(settings, stack), now)
 
 
 async def _init_storage(settings: Settings) -> list[str]:
-    """Prepare every location; S3 buckets get expiry rules a little beyond the gateway's own,
-    and none for files where the location forbids physical deletion."""
+    """Prepare every location and the restore cache; S3 buckets get expiry rules a little
+    beyond the gateway's own, and none for files where the location forbids physical
+    deletion."""
     done = []
-    for location in settings.locations:
+    unfinished_days = math.ceil(settings.upload_expiry_seconds / 86400) + 1
+    for location in (*settings.locations, settings.cache):
+        kept: int | None
+        if location is settings.cache:
+            kept = math.ceil(settings.cache_ttl_hours / 24)
+        else:
+            kept = settings.retention_days if location.allow_physical_deletion else None
         policy = ExpiryPolicy(
-            unfinished_days=math.ceil(settings.upload_expiry_seconds / 86400) + 1,
-            retention_days=settings.retention_days + LIFECYCLE_MARGIN_DAYS
-            if location.allow_physical_deletion
-            else None,
+            unfinished_days=unfinished_days,
+            retention_days=None if kept is None else kept + LIFECYCLE_MARGIN_DAYS,
         )
         store = build_store(location, settings)
         await store.start()

@@ -24,9 +24,10 @@ from app.db.migrations import migrate
 from app.locks.base import Locker
 from app.locks.memory import MemoryLocker
 from app.locks.redis import RedisLocker
-from app.settings import LocationSettings, Settings
+from app.quota.downloads import MemoryMeter, Meter, RedisMeter
+from app.settings import COLD, LocationSettings, Settings
 from app.storage.base import Store
-from app.storage.filesystem import FilesystemStore
+from app.storage.filesystem import ColdFilesystemStore, FilesystemStore
 from app.storage.s3 import S3Store
 from app.tus.hashes import RunningHashes
 
@@ -35,10 +36,11 @@ from app.tus.hashes import RunningHashes
 class Context:
     settings: Settings
     db: Database
-    stores: dict[str, Store]
+    stores: dict[str, Store]  # by location name, and the restore cache's as CACHE
     locker: Locker
     issuer: LocalIssuer
     verify: Verifier
+    meter: Meter  # download quotas' counters
     hashes: RunningHashes = field(default_factory=RunningHashes)
     tasks: TaskGroup | None = None
 
@@ -54,9 +56,16 @@ class Context:
 
 def build_store(location: LocationSettings, settings: Settings) -> Store:
     if location.backend == "s3":
-        return S3Store(location.name, location.s3, settings.effective_spool_dir, settings.max_size)
+        return S3Store(
+            location.name,
+            location.s3,
+            settings.effective_spool_dir,
+            settings.max_size,
+            storage_class=location.storage_class,
+        )
     root = location.path or settings.data_dir / "files" / location.name
-    return FilesystemStore(location.name, root, fsync=settings.fsync)
+    kind = ColdFilesystemStore if location.kind == COLD else FilesystemStore
+    return kind(location.name, root, fsync=settings.fsync)
 
 
 def open_verifier(settings: Settings, issuer: LocalIssuer, stack: AsyncExitStack) -> Verifier:
@@ -80,7 +89,7 @@ async def open_context(settings: Settings, stack: AsyncExitStack) -> Context:
     await migrate(db)
 
     stores: dict[str, Store] = {}
-    for location in settings.locations:
+    for location in (*settings.locations, settings.cache):
         store = build_store(location, settings)
         await store.start()
         stack.push_async_callback(store.close)
@@ -94,6 +103,9 @@ async def open_context(settings: Settings, stack: AsyncExitStack) -> Context:
     await locker.start()
     stack.push_async_callback(locker.close)
 
+    meter: Meter = RedisMeter(settings.redis_url) if settings.redis_url else MemoryMeter()
+    stack.push_async_callback(meter.close)
+
     issuer = LocalIssuer.from_file(
         settings.effective_issuer_key_file, settings.token_leeway_seconds
     )
@@ -104,6 +116,7 @@ async def open_context(settings: Settings, stack: AsyncExitStack) -> Context:
         locker=locker,
         issuer=issuer,
         verify=open_verifier(settings, issuer, stack),
+        meter=meter,
     )
     context.tasks = await stack.enter_async_context(anyio.create_task_group())
     stack.callback(context.tasks.cancel_scope.cancel)

@@ -14,6 +14,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from app.api import audit as audit_api
+from app.api import availability as availability_api
 from app.api import files as files_api
 from app.api import quotas as quotas_api
 from app.api import uploads as uploads_api
@@ -23,7 +24,10 @@ from app.auth.principal import Principal
 from app.context import Context, open_context
 from app.download import links as download_links
 from app.download import routes as download_routes
-from app.jobs.sweeper import run_periodically
+from app.jobs import sweeper, tiering
+from app.jobs.schedule import repeat
+from app.jobs.sweeper import sweep
+from app.jobs.tiering import tier
 from app.middleware.drain import DrainBody
 from app.settings import Settings
 from app.tus import routes as tus_routes
@@ -54,6 +58,7 @@ RESPONSE_HEADERS = [
     "Content-Range",
     "ETag",
     "Location",
+    "Retry-After",
     "Tus-Checksum-Algorithm",
     "Tus-Extension",
     "Tus-Max-Size",
@@ -78,7 +83,14 @@ def create_app(settings: Settings) -> Starlette:
         async with AsyncExitStack() as stack:
             context = await open_context(settings, stack)
             app.state.context = context
-            context.spawn(lambda: run_periodically(context))
+            context.spawn(
+                lambda: repeat(lambda: sweep(context), settings.sweep_interval_seconds, sweeper.log)
+            )
+            context.spawn(
+                lambda: repeat(
+                    lambda: tier(context), settings.tiering_interval_seconds, tiering.log
+                )
+            )
             yield
 
     async def verify(token: str) -> Principal:
@@ -105,6 +117,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             *tus_routes.routes,
             *uploads_api.routes,
+            *availability_api.routes,
             *files_api.routes,
             *download_routes.routes,
             *download_links.routes,

@@ -37,8 +37,14 @@ class S3Settings:
     part_size: int = 5 * MiB
     # Parts of one upload sent to S3 while the next part is still being received.
     parts_in_flight: int = 2
+    # Storage class of the objects written; empty: STANDARD in hot locations, GLACIER in cold
+    # ones. MinIO knows no archive class: its cold tier is a lifecycle transition, so leave
+    # objects STANDARD there (storage_class = "STANDARD").
+    storage_class: str = ""
+    restore_tier: str = "Standard"  # RestoreObject's GlacierJobParameters.Tier
 
 
+CACHE = "cache"  # the name of the restore cache's store; no location may take it
 HOT = "hot"  # online: readable at once
 COLD = "cold"  # nearline: may need a restore before it can be read
 KINDS = (HOT, COLD)
@@ -57,6 +63,19 @@ class LocationSettings:
     allow_physical_deletion: bool = True
     path: Path | None = None  # filesystem: defaults to DATA_DIR/files/NAME
     s3: S3Settings = field(default_factory=S3Settings)
+    # Tiering (cold locations): copy each file here this many days after it was stored (0: at
+    # once, as a backup); None: the tiering job leaves this location alone.
+    copy_after_days: float | None = None
+    # Tiering (hot locations): drop the copy here this many days after it was stored, once a
+    # cold location holds one; None: keep it for the file's whole retention.
+    drop_after_days: float | None = None
+    # Cold locations: how long a restored object stays readable in the location itself (S3
+    # RestoreObject Days; the filesystem's restore area).
+    restore_days: int = 1
+
+    @property
+    def storage_class(self) -> str:
+        return self.s3.storage_class or ("GLACIER" if self.kind == COLD else "STANDARD")
 
 
 @dataclass(frozen=True)
@@ -101,6 +120,20 @@ class Settings:
 
     # downloads: how long a signed link (POST /api/files/{sha256}/link) stays valid
     link_ttl_seconds: int = 3600
+
+    # download quotas per user (defaults; an admin overrides them per user; None: unlimited)
+    quota_max_downloads: int | None = None  # downloads in all (a download starts at byte 0)
+    quota_max_concurrent_downloads: int | None = 10
+    quota_max_download_bytes: int | None = None  # bytes sent per rolling window
+    download_window_seconds: int = 24 * 3600
+
+    # the restore cache: where bytes restored from cold locations are served from
+    cache: LocationSettings = field(default_factory=lambda: LocationSettings(name=CACHE, kind=HOT))
+    cache_max_bytes: int = 20 * GiB
+    cache_ttl_hours: float = 24.0
+    # How often a restore in progress asks the cold location whether it is done.
+    restore_poll_seconds: float = 30.0
+    tiering_interval_seconds: float = 3600.0
 
     # identity (OIDC mode, e.g. a Keycloak realm URL; empty: local mode)
     oidc_issuer: str = ""
@@ -167,6 +200,14 @@ _ENV: dict[str, tuple[str, str]] = {
     "TUSGATE_LOCAL_ISSUER_KEY_FILE": ("", "local_issuer_key_file"),
     "TUSGATE_TOKEN_TTL_SECONDS": ("", "token_ttl_seconds"),
     "TUSGATE_LINK_TTL_SECONDS": ("", "link_ttl_seconds"),
+    "TUSGATE_QUOTA_MAX_DOWNLOADS": ("", "quota_max_downloads"),
+    "TUSGATE_QUOTA_MAX_CONCURRENT_DOWNLOADS": ("", "quota_max_concurrent_downloads"),
+    "TUSGATE_QUOTA_MAX_DOWNLOAD_BYTES": ("", "quota_max_download_bytes"),
+    "TUSGATE_DOWNLOAD_WINDOW_SECONDS": ("", "download_window_seconds"),
+    "TUSGATE_CACHE_MAX_BYTES": ("", "cache_max_bytes"),
+    "TUSGATE_CACHE_TTL_HOURS": ("", "cache_ttl_hours"),
+    "TUSGATE_RESTORE_POLL_SECONDS": ("", "restore_poll_seconds"),
+    "TUSGATE_TIERING_INTERVAL_SECONDS": ("", "tiering_interval_seconds"),
     "TUSGATE_OIDC_ISSUER": ("", "oidc_issuer"),
     "TUSGATE_OIDC_AUDIENCE": ("", "oidc_audience"),
     "TUSGATE_OIDC_CLIENT_ID": ("", "oidc_client_id"),
@@ -189,10 +230,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     top: dict[str, Any] = {}
     locations: list[dict[str, Any]] = []
+    cache: dict[str, Any] = {}
     if path := env.get("TUSGATE_CONFIG"):
         with open(path, "rb") as file:
             document = tomllib.load(file)
         locations = list(document.pop("locations", []))
+        cache = dict(document.pop("cache", {}))
         top.update(document)
 
     s3_env: dict[str, Any] = {}
@@ -208,14 +251,25 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             backend_env = env[name]
 
     if not locations:
-        locations = [{"name": "local", "backend": backend_env or "filesystem"}]
+        locations = _default_locations(backend_env or "filesystem")
     built = tuple(_location(raw, s3_env) for raw in locations)
     settings = _coerce(Settings, top)
-    settings = replace(settings, locations=built)
+    cache_location = _location({**cache, "name": CACHE, "kind": HOT}, s3_env)
+    settings = replace(settings, locations=built, cache=cache_location)
     if "upload_location" not in top:
         settings = replace(settings, upload_location=built[0].name)
     _validate(settings)
     return settings
+
+
+def _default_locations(backend: str) -> list[dict[str, Any]]:
+    """One hot location; beside a filesystem one, a cold one that keeps a copy of every file,
+    so that a single machine has the cold path too. (Beside S3 there is none: a directory is
+    not shared by several instances.)"""
+    hot: dict[str, Any] = {"name": "local", "backend": backend}
+    if backend != "filesystem":
+        return [hot]
+    return [hot, {"name": "archive", "kind": COLD, "priority": 0, "copy_after_days": 0}]
 
 
 def _location(raw: Mapping[str, Any], s3_env: Mapping[str, Any]) -> LocationSettings:
@@ -237,6 +291,8 @@ def _coerce(cls: type[T], raw: Mapping[str, Any]) -> T:
 
 
 def _convert(name: str, kind: str, value: Any) -> Any:
+    if kind.endswith("| None") and (value is None or str(value).strip().lower() in ("", "none")):
+        return None
     try:
         if kind.startswith("Path"):
             return Path(value) if value not in (None, "") else None
@@ -274,6 +330,14 @@ def _validate(settings: Settings) -> None:
             raise ValueError("s3 part_size must be at least 5 MiB (S3's minimum part size)")
         if location.s3.parts_in_flight < 1:
             raise ValueError("s3 parts_in_flight must be at least 1")
+        if location.name == CACHE:
+            raise ValueError(f"no location may be named {CACHE!r}: the restore cache is")
+        if location.copy_after_days is not None and location.kind != COLD:
+            raise ValueError(f"location {location.name!r}: copy_after_days is for cold ones")
+        if location.drop_after_days is not None and location.kind != HOT:
+            raise ValueError(f"location {location.name!r}: drop_after_days is for hot ones")
+        if location.restore_days < 1:
+            raise ValueError(f"location {location.name!r}: restore_days must be at least 1")
     if settings.location(settings.upload_location).kind != HOT:
         raise ValueError(f"upload_location {settings.upload_location!r} must be a hot location")
     if not 0 <= settings.min_size <= settings.max_size:
@@ -286,6 +350,19 @@ def _validate(settings: Settings) -> None:
         raise ValueError("write_batch_size must be at least 4096 bytes")
     if settings.link_ttl_seconds < 1:
         raise ValueError("link_ttl_seconds must be at least 1")
+    for name in (
+        "quota_max_downloads",
+        "quota_max_concurrent_downloads",
+        "quota_max_download_bytes",
+    ):
+        if (getattr(settings, name) or 0) < 0:
+            raise ValueError(f"{name} must not be negative")
+    if settings.download_window_seconds < 1:
+        raise ValueError("download_window_seconds must be at least 1")
+    if settings.cache_max_bytes < 0 or settings.cache_ttl_hours <= 0:
+        raise ValueError("cache_max_bytes must not be negative, cache_ttl_hours must be positive")
+    if settings.restore_poll_seconds <= 0:
+        raise ValueError("restore_poll_seconds must be positive")
     _validate_identity(settings)
 
 

@@ -1,7 +1,8 @@
 """Storage quotas over HTTP: ``GET /api/me`` for the caller, ``/api/quotas/{user}`` for admins.
 
-``PUT`` takes any of ``max_bytes``, ``max_uploads``, ``max_file_size``: a non-negative integer
-overrides the default for that user, ``null`` returns to the default.
+``PUT`` takes any of ``max_bytes``, ``max_uploads``, ``max_file_size`` (storage) and
+``max_downloads``, ``max_concurrent_downloads``, ``max_download_bytes`` (downloads): a
+non-negative integer overrides the default for that user, ``null`` returns to the default.
 """
 
 from __future__ import annotations
@@ -14,25 +15,33 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.access import admin, caller, context
-from app.api.responses import json_response
+from app.api.responses import json_body, json_response
 from app.context import Context
 from app.db import audit
 from app.db.audit import Event
+from app.quota import downloads as download_quota
 from app.quota import storage as storage_quota
 from app.tus.lifecycle import now
+
+LIMITS = (*storage_quota.LIMITS, *download_quota.LIMITS)
 
 
 async def _report(ctx: Context, user: str) -> dict[str, Any]:
     limits = await storage_quota.limits(ctx.db, ctx.settings, user)
     usage = await storage_quota.usage(ctx.db, user)
+    download_limits = await download_quota.limits(ctx.db, ctx.settings, user)
+    downloads = await ctx.meter.usage(user, download_limits.window_seconds)
     return {
-        "limits": limits.__dict__,
-        "overrides": await storage_quota.overrides(ctx.db, user),
+        "limits": {**limits.__dict__, **download_limits.__dict__},
+        "overrides": await storage_quota.overrides(ctx.db, user, LIMITS),
         "usage": {
             "bytes": usage.bytes,
             "stored_bytes": usage.stored,
             "reserved_bytes": usage.reserved,
             "uploads": usage.uploads,
+            "downloads": downloads.downloads,
+            "downloads_in_progress": downloads.in_progress,
+            "downloaded_bytes_in_window": downloads.window_bytes,
         },
     }
 
@@ -55,7 +64,7 @@ async def update(request: Request) -> Response:
     principal = admin(request)
     ctx = context(request)
     user = request.path_params["user"]
-    values = _limits(await _json(request))
+    values = _limits(await json_body(request))
     await storage_quota.set_overrides(ctx.db, user, values, now())
     await audit.record(
         ctx.db,
@@ -64,17 +73,10 @@ async def update(request: Request) -> Response:
     return json_response({"user": user, **await _report(ctx, user)})
 
 
-async def _json(request: Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise HTTPException(400, "body must be JSON") from None
-
-
 def _limits(body: Any) -> dict[str, int | None]:
     if not isinstance(body, dict) or not body:
-        raise HTTPException(400, f"body must be an object with some of {storage_quota.LIMITS}")
-    unknown = set(body) - set(storage_quota.LIMITS)
+        raise HTTPException(400, f"body must be an object with some of {LIMITS}")
+    unknown = set(body) - set(LIMITS)
     if unknown:
         raise HTTPException(400, f"unknown limits: {sorted(unknown)}")
     for name, value in body.items():

@@ -21,3 +21,10 @@ def json_response(content: Any, status_code: int = 200) -> JSONResponse:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def json_body(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise HTTPException(400, "body must be JSON") from None

@@ -16,7 +16,8 @@ from databases import Database
 
 from app.db import uploads as upload_queries
 from app.db import upsert
-from app.db.schema import file_copies, file_owners, files, pending_deletions
+from app.db.schema import cache_entries, file_copies, file_owners, files, pending_deletions
+from app.settings import CACHE
 
 ONLINE = "online"
 SHA256 = re.compile(r"[0-9a-f]{64}")  # how files are named: lower-case hexadecimal
@@ -72,7 +73,7 @@ async def register(db: Database, new: NewFile) -> Registered:
             .values(sha256=new.sha256, size=new.size, created_at=new.created_at)
             .on_conflict_do_nothing(index_elements=["sha256"])
         )
-        await _lock_file(db, new.sha256)
+        await lock_file(db, new.sha256)
         older = await db.fetch_one(
             sa.select(file_copies.c.store_key)
             .where(file_copies.c.sha256 == new.sha256)
@@ -87,7 +88,7 @@ async def register(db: Database, new: NewFile) -> Registered:
         retired = None
         if older is not None:
             retired = Copy(new.location, older["store_key"])
-            await _schedule_deletion(db, retired, new.created_at)
+            await schedule_deletion(db, retired, new.created_at)
         held = bool(
             await db.fetch_one(
                 sa.select(file_owners.c.owner)
@@ -144,9 +145,10 @@ async def owned_by(db: Database, owner: str) -> list[OwnedFile]:
 
 async def remove_owner(db: Database, sha256: str, owner: str) -> list[Copy] | None:
     """Drop one ownership. None if there was none; else the copies to delete physically,
-    which is every copy once the last owner is gone (their rows go with it)."""
+    which is every copy once the last owner is gone (their rows go with it), the restore
+    cache's included."""
     async with db.transaction():
-        await _lock_file(db, sha256)
+        await lock_file(db, sha256)
         removed = await db.fetch_one(
             file_owners.delete()
             .where(file_owners.c.sha256 == sha256)
@@ -167,14 +169,20 @@ async def remove_owner(db: Database, sha256: str, owner: str) -> list[Copy] | No
             .where(file_copies.c.sha256 == sha256)
             .returning(file_copies.c.location, file_copies.c.store_key)
         )
+        cached = await db.fetch_all(
+            cache_entries.delete()
+            .where(cache_entries.c.sha256 == sha256)
+            .returning(cache_entries.c.store_key)
+        )
         await db.execute(files.delete().where(files.c.sha256 == sha256))
         copies = [Copy(row["location"], row["store_key"]) for row in rows]
+        copies += [Copy(CACHE, row["store_key"]) for row in cached]
         for copy in copies:
-            await _schedule_deletion(db, copy, datetime.now(UTC))
+            await schedule_deletion(db, copy, datetime.now(UTC))
     return copies
 
 
-async def _schedule_deletion(db: Database, copy: Copy, at: datetime) -> None:
+async def schedule_deletion(db: Database, copy: Copy, at: datetime) -> None:
     """Record bytes to delete, in the transaction that unlinks them from the catalogue."""
     await db.execute(
         upsert(db, pending_deletions)
@@ -197,7 +205,7 @@ async def pending(db: Database, limit: int) -> list[Copy]:
     return [Copy(row["location"], row["store_key"]) for row in rows]
 
 
-async def _lock_file(db: Database, sha256: str) -> None:
+async def lock_file(db: Database, sha256: str) -> None:
     """Serialise registration and removal of one file, as the transaction's first write.
 
     An UPDATE locks the row on PostgreSQL and takes SQLite's single write lock: a transaction

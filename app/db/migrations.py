@@ -101,6 +101,26 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        3,
+        "download quotas, the restore cache",
+        [
+            "ALTER TABLE quotas ADD COLUMN max_downloads BIGINT",
+            "ALTER TABLE quotas ADD COLUMN max_concurrent_downloads INTEGER",
+            "ALTER TABLE quotas ADD COLUMN max_download_bytes BIGINT",
+            """CREATE TABLE cache_entries (
+                sha256 TEXT PRIMARY KEY,
+                state TEXT NOT NULL,
+                source TEXT NOT NULL,
+                store_key TEXT NOT NULL,
+                size BIGINT NOT NULL,
+                claimed_at {timestamp} NOT NULL,
+                expires_at {timestamp},
+                last_read_at {timestamp}
+            )""",
+            "CREATE INDEX cache_entries_read ON cache_entries (state, last_read_at)",
+        ],
+    ),
 ]
 
 _TYPES = {

@@ -116,6 +116,9 @@ quotas = sa.Table(
     sa.Column("max_uploads", sa.Integer),
     sa.Column("max_file_size", sa.BigInteger),
     sa.Column("updated_at", UTCDateTime),
+    sa.Column("max_downloads", sa.BigInteger),
+    sa.Column("max_concurrent_downloads", sa.Integer),
+    sa.Column("max_download_bytes", sa.BigInteger),
 )
 
 audit = sa.Table(
@@ -140,4 +143,21 @@ pending_deletions = sa.Table(
     sa.Column("location", sa.Text, primary_key=True),
     sa.Column("store_key", sa.Text, primary_key=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Files restored from a cold location into the restore cache. ``restoring``: one instance is on
+# it (``claimed_at`` is its heartbeat; another takes over when it stops beating) writing into
+# ``store_key``; ``ready``: readable from the cache until ``expires_at``, least recently read
+# (``last_read_at``) evicted first when room is needed.
+cache_entries = sa.Table(
+    "cache_entries",
+    metadata,
+    sa.Column("sha256", sa.Text, primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("store_key", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime),
+    sa.Column("last_read_at", UTCDateTime),
 )

@@ -2,28 +2,42 @@
 
 The order of the checks follows RFC 9110 §13.2.2: who may read (404 for anyone else), then
 ``If-None-Match`` (304), then ``If-Range`` and ``Range`` (206, 416, or the whole file), and only
-then is a copy chosen and opened (``choice.py``, ``stream.py``). ``HEAD`` answers the headers of
-the whole file without touching a store; ``Range`` applies to ``GET`` only.
+then is a copy chosen and opened (``choice.py``, ``stream.py``): the best hot copy, else the
+restore cache's, else a restore of a cold copy starts and the answer is ``202`` with
+``Retry-After``. A download that sends bytes holds a quota slot until its answer ends (429 when
+a limit refuses it). ``HEAD`` answers the headers of the whole file without touching a store or
+a quota; ``Range`` applies to ``GET`` only.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 from databases import Database
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.api.access import context
+from app.context import Context
 from app.db import audit, downloads
+from app.db import cache as cache_queries
 from app.db.audit import Event
-from app.db.downloads import FileView
+from app.db.cache import CacheFull
+from app.db.downloads import FileView, StoredCopy
+from app.db.files import ONLINE
 from app.download import access
 from app.download.access import Reader
-from app.download.choice import readable_copies
+from app.download.choice import cold_copies, hot_copies
 from app.download.headers import etag, last_modified, representation, validators
 from app.download.ranges import Span, Unsatisfiable, none_match, range_applies, requested_span
-from app.download.stream import StoreStream, open_copy
+from app.download.stream import StoreStream, open_copy, unavailable
+from app.files import restore
+from app.quota import downloads as download_quota
+from app.quota.downloads import DownloadRefused, Slot
+from app.settings import CACHE
+from app.tus.lifecycle import now
 
 
 async def download(request: Request) -> Response:
@@ -41,14 +55,70 @@ async def download(request: Request) -> Response:
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers)
 
-    copies = readable_copies(await downloads.copies(ctx.db, sha256), ctx.settings)
-    copy, chunks = await open_copy(ctx, copies, served)
+    copies = await downloads.copies(ctx.db, sha256)
+    if (await restore.availability(ctx, sha256, copies)).available:
+        slot = await _take_slot(ctx, reader, served)
+        try:
+            opened = await _open(ctx, sha256, copies, served)
+            if opened is not None:
+                await _record(ctx.db, reader, view, served, opened[0])
+        except BaseException:
+            await ctx.meter.release(slot, refund=True)
+            raise
+        if opened is not None:
+            return StoreStream(
+                opened[1],
+                206 if span is not None else 200,
+                headers,
+                alive=lambda: ctx.meter.renew(slot),
+                done=lambda: ctx.meter.release(slot),
+            )
+        await ctx.meter.release(slot, refund=True)
+    return await _restoring(ctx, view, copies)
+
+
+async def _take_slot(ctx: Context, reader: Reader, served: Span) -> Slot:
+    limits = await download_quota.limits(ctx.db, ctx.settings, reader.id)
     try:
-        await _record(ctx.db, reader, view, served, copy.location)
-    except BaseException:
-        await chunks.aclose()
-        raise
-    return StoreStream(chunks, 206 if span is not None else 200, headers)
+        return await ctx.meter.take(reader.id, limits, served.length, counted=served.start == 0)
+    except DownloadRefused as exc:
+        retry = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        raise HTTPException(429, str(exc), headers=retry) from None
+
+
+async def _open(
+    ctx: Context, sha256: str, copies: list[StoredCopy], served: Span
+) -> tuple[str, AsyncGenerator[bytes, None]] | None:
+    """The bytes of the best hot copy, else of the cache's; with the location they come from."""
+    opened = await open_copy(ctx, hot_copies(copies, ctx.settings), served)
+    if opened is not None:
+        return opened[0].location, opened[1]
+    entry = await cache_queries.get(ctx.db, sha256)
+    if entry is None or not entry.readable(now()):
+        return None
+    cached = await open_copy(ctx, [StoredCopy(CACHE, entry.store_key, ONLINE)], served)
+    if cached is None:
+        return None
+    await cache_queries.touch(ctx.db, sha256, now())
+    return CACHE, cached[1]
+
+
+async def _restoring(ctx: Context, view: FileView, copies: list[StoredCopy]) -> Response:
+    """No copy can be read now: restore a cold one (202), or say why not (503, 507)."""
+    if not cold_copies(copies, ctx.settings):
+        raise unavailable()
+    try:
+        await restore.start(ctx, view.sha256, view.size, copies)
+    except CacheFull as exc:
+        if exc.permanent:
+            raise HTTPException(507, str(exc)) from None
+        raise unavailable(str(exc)) from None
+    wait = restore.retry_after(ctx.settings)
+    return JSONResponse(
+        {"sha256": view.sha256, "state": restore.RESTORING_STATE, "retry_after": wait},
+        status_code=202,
+        headers={"Retry-After": str(wait), "Cache-Control": "no-store"},
+    )
 
 
 def _span(request: Request, view: FileView) -> Span | None:

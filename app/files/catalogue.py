@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from app.context import Context
 from app.db import files as file_queries
 from app.db.files import Copy
+from app.settings import CACHE, Settings
 from app.storage.base import Holder
 
 
@@ -28,9 +29,19 @@ async def delete_copies(ctx: Context, copies: Sequence[Copy]) -> None:
     """Delete the bytes of copies the catalogue has let go, except in locations that forbid
     physical deletion: there the bytes stay, and only the pending deletion is forgotten."""
     for copy in copies:
-        if ctx.settings.location(copy.location).allow_physical_deletion:
+        if _physical_deletion(ctx.settings, copy.location):
             await ctx.stores[copy.location].delete(copy.store_key)
         await file_queries.forget_deletion(ctx.db, copy)
+
+
+def _physical_deletion(settings: Settings, location: str) -> bool:
+    """Whether bytes in ``location`` are deleted when the catalogue lets them go; the restore
+    cache's always are, and a location the settings no longer name is left alone."""
+    if location == CACHE:
+        return True
+    return any(
+        known.name == location and known.allow_physical_deletion for known in settings.locations
+    )
 
 
 async def set_hold(ctx: Context, sha256: str, held: bool) -> bool:

@@ -2,10 +2,11 @@
 
 Each round: unfinished uploads past their expiry are ended and their parts aborted; ownerships
 past the retention (and not on legal hold) are removed, and a file whose last owner went is
-deleted; completions cut short by a crash are finished; bytes whose deletion was interrupted
-are deleted. Every step is safe on several instances at once: state changes are conditional
-in the database (one instance wins each row, the others see it gone), and deleting bytes is
-idempotent. Work a request holds (its lock is taken) is left for the next round.
+deleted; completions cut short by a crash are finished; files leave the restore cache when their
+time there is up (and restores whose instance died are given up); bytes whose deletion was
+interrupted are deleted. Every step is safe on several instances at once: state changes are
+conditional in the database (one instance wins each row, the others see it gone), and deleting
+bytes is idempotent. Work a request holds (its lock is taken) is left for the next round.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-import anyio
-
 from app.context import Context
 from app.db import audit
+from app.db import cache as cache_queries
 from app.db import files as file_queries
 from app.db import uploads as queries
 from app.db.audit import SYSTEM, Event
 from app.db.uploads import EXPIRED
-from app.files import catalogue
+from app.files import catalogue, restore
 from app.locks.base import LockTimeout
 from app.tus import lifecycle
 
@@ -36,6 +36,7 @@ class Report:
     files_expired: int = 0  # ownerships past the retention
     completed: int = 0
     released: int = 0  # bytes freed after an interrupted clean-up
+    cache_expired: int = 0  # restored files past their time in the cache, abandoned restores
 
 
 async def sweep(ctx: Context, now: datetime | None = None) -> Report:
@@ -67,18 +68,12 @@ async def sweep(ctx: Context, now: datetime | None = None) -> Report:
     for upload in await queries.unreleased(ctx.db, BATCH):
         await lifecycle.release(ctx, upload)
         report.released += 1
+    stale_before = moment - restore.stale_after(ctx.settings)
+    leaving = await cache_queries.expired(ctx.db, moment, stale_before, BATCH)
+    gone = await cache_queries.forget(ctx.db, leaving, moment)
+    await catalogue.delete_copies(ctx, gone)
+    report.cache_expired += len(gone)
     pending = await file_queries.pending(ctx.db, BATCH)
     await catalogue.delete_copies(ctx, pending)
     report.released += len(pending)
     return report
-
-
-async def run_periodically(ctx: Context) -> None:
-    while True:
-        try:
-            report = await sweep(ctx)
-            if report != Report():
-                log.info("sweep: %s", report)
-        except Exception:
-            log.exception("sweep failed; trying again next round")
-        await anyio.sleep(ctx.settings.sweep_interval_seconds)

@@ -58,9 +58,12 @@ def defaults(settings: Settings) -> Limits:
     )
 
 
-async def overrides(db: Database, owner: str) -> dict[str, int | None]:
+async def overrides(
+    db: Database, owner: str, names: tuple[str, ...] = LIMITS
+) -> dict[str, int | None]:
+    """The limits an admin set for ``owner`` (None: the default), of the columns ``names``."""
     row = await db.fetch_one(quotas.select().where(quotas.c.owner == owner))
-    return {name: None if row is None else row[name] for name in LIMITS}
+    return {name: None if row is None else row[name] for name in names}
 
 
 async def limits(db: Database, settings: Settings, owner: str) -> Limits:

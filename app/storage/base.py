@@ -145,3 +145,15 @@ class Holder(Protocol):
 
     async def hold(self, key: str, held: bool) -> None:
         """Exempt ``key`` from the store's expiry rules, or subject it to them again."""
+
+
+@runtime_checkable
+class Restorer(Protocol):
+    """A nearline store: its objects must be restored (for a while) before they can be read,
+    as S3's archive classes do. ``read`` raises ``ObjectArchived`` on one that is not."""
+
+    async def restore(self, key: str, days: int) -> None:
+        """Start making ``key`` readable for ``days`` days. Idempotent; may return at once."""
+
+    async def restored(self, key: str) -> bool:
+        """Whether ``key`` can be read now."""

@@ -17,3 +17,7 @@ class ObjectNotFound(StorageError):
 
 class StorageFull(StorageError):
     """No space left where the store writes (disk or spool)."""
+
+
+class ObjectArchived(StorageError):
+    """The object is archived (nearline): it must be restored before it can be read."""

@@ -5,6 +5,7 @@ Layout under ``root`` (keys are upload ids, which are URL-safe tokens, never pat
     KEY           a finished object
     KEY.part      the bytes of an unfinished upload; may run past the committed offset
     KEY.offset    the commit record: the committed offset, in decimal, replaced atomically
+    .restored/KEY a cold location's restored copy (``ColdFilesystemStore``)
 
 A writer writes at the committed offset into ``KEY.part``; ``commit`` fsyncs the data and then
 replaces ``KEY.offset`` through a rename, so the record never names bytes that are not on disk.
@@ -21,6 +22,7 @@ import errno
 import os
 import re
 import shutil
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -28,7 +30,7 @@ from pathlib import Path
 from anyio import to_thread
 
 from app.storage.base import Source, StoredUpload
-from app.storage.errors import ObjectNotFound, StorageError, StorageFull
+from app.storage.errors import ObjectArchived, ObjectNotFound, StorageError, StorageFull
 
 READ_CHUNK = 256 * 1024
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
@@ -77,28 +79,8 @@ class FilesystemStore:
             for suffix in (".part", ".offset"):
                 path.with_suffix(suffix).unlink(missing_ok=True)
 
-    async def read(
-        self, key: str, start: int = 0, end: int | None = None
-    ) -> AsyncGenerator[bytes, None]:
-        path = self.path(key)
-        with _mapped():
-            try:
-                file = await to_thread.run_sync(path.open, "rb")
-            except FileNotFoundError:
-                raise ObjectNotFound(key) from None
-        try:
-            file.seek(start)
-            remaining = None if end is None else end - start
-            while remaining is None or remaining > 0:
-                size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
-                chunk = await to_thread.run_sync(file.read, size)
-                if not chunk:
-                    return
-                if remaining is not None:
-                    remaining -= len(chunk)
-                yield chunk
-        finally:
-            file.close()
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncGenerator[bytes, None]:
+        return _read(self.path(key), key, start, end)
 
     async def delete(self, key: str) -> None:
         with _mapped():
@@ -109,6 +91,64 @@ class FilesystemStore:
         paths = [(self.path(source.key), source.size) for source in sources]
         with _mapped():
             await to_thread.run_sync(_concatenate, target, paths, self.fsync)
+
+
+class ColdFilesystemStore(FilesystemStore):
+    """A filesystem location of kind cold: nearline, as an archive storage class is.
+
+    Objects are written as in a hot location but read only from the restore area
+    ``root/.restored`` (keys hold no dot, so no key can name it), into which ``restore`` copies
+    one for a number of days; the copy's modification time says when it expires. This gives a
+    single machine a real cold path, restore and expiry included, without an archive service.
+    """
+
+    @property
+    def restore_area(self) -> Path:
+        return self.root / ".restored"
+
+    async def start(self) -> None:
+        await super().start()
+        self.restore_area.mkdir(exist_ok=True)
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncGenerator[bytes, None]:
+        return self._read_restored(key, start, end)
+
+    async def _read_restored(
+        self, key: str, start: int, end: int | None
+    ) -> AsyncGenerator[bytes, None]:
+        if not await self.restored(key):
+            raise ObjectArchived(f"{key} is not restored")
+        async for chunk in _read(self.restore_area / self.path(key).name, key, start, end):
+            yield chunk
+
+    async def restore(self, key: str, days: int) -> None:
+        if await self.restored(key):
+            return
+        expires = time.time() + days * 86400
+        source = self.path(key)
+        target = self.restore_area / source.name
+        with _mapped():
+            try:
+                await to_thread.run_sync(_restore_copy, source, target, expires, self.fsync)
+            except FileNotFoundError:
+                raise ObjectNotFound(key) from None
+
+    async def restored(self, key: str) -> bool:
+        path = self.restore_area / self.path(key).name
+        with _mapped():
+            try:
+                expires = path.stat().st_mtime
+            except FileNotFoundError:
+                return False
+            if expires > time.time():
+                return True
+            path.unlink(missing_ok=True)
+        return False
+
+    async def delete(self, key: str) -> None:
+        await super().delete(key)
+        with _mapped():
+            (self.restore_area / self.path(key).name).unlink(missing_ok=True)
 
 
 class FilesystemWriter:
@@ -200,6 +240,40 @@ def _mapped() -> Iterator[None]:
         if exc.errno == errno.ENOSPC:
             raise StorageFull(str(exc)) from exc
         raise StorageError(str(exc)) from exc
+
+
+async def _read(path: Path, key: str, start: int, end: int | None) -> AsyncGenerator[bytes, None]:
+    with _mapped():
+        try:
+            file = await to_thread.run_sync(path.open, "rb")
+        except FileNotFoundError:
+            raise ObjectNotFound(key) from None
+    try:
+        file.seek(start)
+        remaining = None if end is None else end - start
+        while remaining is None or remaining > 0:
+            size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+            chunk = await to_thread.run_sync(file.read, size)
+            if not chunk:
+                return
+            if remaining is not None:
+                remaining -= len(chunk)
+            yield chunk
+    finally:
+        file.close()
+
+
+def _restore_copy(source: Path, target: Path, expires: float, fsync: bool) -> None:
+    """Copy ``source`` into the restore area as ``target``, expiring at ``expires``: complete
+    before it appears, so a reader never sees half a restore."""
+    temporary = target.with_suffix(".tmp")
+    with source.open("rb") as reader, temporary.open("wb") as writer:
+        _copy(reader.fileno(), writer.fileno(), os.fstat(reader.fileno()).st_size)
+        if fsync:
+            writer.flush()
+            os.fsync(writer.fileno())
+    os.utime(temporary, (expires, expires))
+    os.replace(temporary, target)
 
 
 def _touch(path: Path) -> None:

@@ -11,6 +11,17 @@ from tests.tus.client import OCTETS, create, my_files, offset, patch
 
 ADMIN = ("admin",)
 
+# Usage of a user who has stored and downloaded nothing.
+NO_DOWNLOADS = {
+    "bytes": 0,
+    "stored_bytes": 0,
+    "reserved_bytes": 0,
+    "uploads": 0,
+    "downloads": 0,
+    "downloads_in_progress": 0,
+    "downloaded_bytes_in_window": 0,
+}
+
 
 def _set(http: httpx.Client, target: Target, user: str, **limits: int | None) -> None:
     admin = target.headers(new_user())
@@ -40,7 +51,7 @@ def test_parallel_creations_cannot_share_the_last_bytes(
         statuses = list(pool.map(lambda _: _post(target, user, 100), range(24)))
     assert sorted(statuses) == [201] * 10 + [403] * 14
     usage = _me(http, target, user)["usage"]
-    assert usage == {"bytes": 1000, "stored_bytes": 0, "reserved_bytes": 1000, "uploads": 10}
+    assert usage == {**NO_DOWNLOADS, "bytes": 1000, "reserved_bytes": 1000, "uploads": 10}
 
 
 def test_the_refusal_names_the_limit_and_the_usage(
@@ -89,10 +100,9 @@ def test_a_deferred_length_is_checked_as_its_bytes_arrive(
     assert offset(http, target, user, url) == 600
     assert patch(http, target, user, url, 600, b"e" * 400, Upload_Length="1000").status_code == 204
     assert _me(http, target, user)["usage"] == {
+        **NO_DOWNLOADS,
         "bytes": 1000,
         "stored_bytes": 1000,
-        "reserved_bytes": 0,
-        "uploads": 0,
     }
 
 
@@ -127,6 +137,9 @@ def test_only_admins_read_and_set_other_users_quotas(
         "max_bytes": 5,
         "max_uploads": None,
         "max_file_size": None,
+        "max_downloads": None,
+        "max_concurrent_downloads": None,
+        "max_download_bytes": None,
     }
     me = _me(http, target, user)
     assert me["id"] == user

@@ -25,7 +25,13 @@ from botocore.exceptions import (
 )
 
 from app.settings import S3Settings
-from app.storage.errors import ObjectNotFound, StorageError, StorageFull, StorageUnavailable
+from app.storage.errors import (
+    ObjectArchived,
+    ObjectNotFound,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+)
 
 # aiobotocore ships no type stubs: the client is dynamic, every call returns a plain dict.
 S3Client = Any
@@ -126,4 +132,6 @@ def _client_error(exc: ClientError) -> StorageError:
         return ObjectNotFound(str(exc))
     if code in _UNAVAILABLE_CODES:
         return StorageUnavailable(str(exc))
+    if code == "InvalidObjectState":
+        return ObjectArchived(str(exc))
     return StorageError(str(exc))

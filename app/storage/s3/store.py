@@ -52,6 +52,8 @@ MIN_PART = 5 * MiB  # S3's minimum for every part but the last
 MAX_PART = 5 * 1024 * MiB  # S3's maximum for any part
 CHUNK = 64 * 1024  # bytes per read from a GetObject body
 START = "tusgate-start"  # the tail's user metadata: where its bytes start in the upload
+# Classes whose objects need a RestoreObject before a GetObject (GLACIER_IR does not).
+ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 
 
 def part_size_for(size: int, part_size: int) -> int:
@@ -65,16 +67,25 @@ def part_size_for(size: int, part_size: int) -> int:
 
 
 class S3Store:
-    """A store in one S3 bucket (MinIO, AWS, moto); also a ``Concatenator``.
+    """A store in one S3 bucket (MinIO, AWS, moto); also a ``Concatenator`` and, for objects
+    written in an archive ``storage_class``, a ``Restorer``.
 
     ``spool_dir`` holds the bytes on their way to becoming parts (writers' spool files,
     assembled parts of a concatenation): on disk, never in memory. ``max_size`` sizes the parts
     of uploads whose length is deferred.
     """
 
-    def __init__(self, name: str, settings: S3Settings, spool_dir: Path, max_size: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: S3Settings,
+        spool_dir: Path,
+        max_size: int,
+        storage_class: str = "STANDARD",
+    ) -> None:
         self.name = name
         self._settings = settings
+        self._storage_class = storage_class
         self._bucket = settings.bucket
         self._spool_dir = spool_dir
         self._max_size = max_size
@@ -97,7 +108,7 @@ class S3Store:
         part_size = part_size_for(size, self._settings.part_size)
         async with map_errors():
             response = await self._client.create_multipart_upload(
-                Bucket=self._bucket, Key=key, Tagging=EXPIRES
+                Bucket=self._bucket, Key=key, Tagging=EXPIRES, StorageClass=self._storage_class
             )
         state = {"multipart_id": response["UploadId"], "part_size": part_size}
         return StoredUpload(key=key, length=length, state=state)
@@ -149,6 +160,35 @@ class S3Store:
             await self._client.put_object_tagging(
                 Bucket=self._bucket, Key=key, Tagging={"TagSet": [{"Key": name, "Value": tag}]}
             )
+
+    async def restore(self, key: str, days: int) -> None:
+        """RestoreObject, unless the object is readable or a restore already began."""
+        head = await self._archived_head(key)
+        if head is None or "Restore" in head:
+            return
+        request = {"Days": days, "GlacierJobParameters": {"Tier": self._settings.restore_tier}}
+        try:
+            async with map_errors():
+                await self._client.restore_object(
+                    Bucket=self._bucket, Key=key, RestoreRequest=request
+                )
+        except StorageError:
+            head = await self._archived_head(key)
+            if head is None or "Restore" not in head:
+                raise  # not a race with another restore (RestoreAlreadyInProgress)
+
+    async def restored(self, key: str) -> bool:
+        """Per the ``Restore`` header of HeadObject (``ongoing-request="false"`` once done), as
+        AWS and MinIO report it."""
+        head = await self._archived_head(key)
+        return head is None or 'ongoing-request="false"' in head.get("Restore", "")
+
+    async def _archived_head(self, key: str) -> Any:
+        """The HeadObject response of an archived object; None when it can be read as is."""
+        head = await self._head(key)
+        if head is None:
+            raise ObjectNotFound(key)
+        return head if head.get("StorageClass") in ARCHIVE_CLASSES else None
 
     async def provision(self, policy: ExpiryPolicy) -> None:
         await provision(self._client, self._bucket, self._settings.prefix, policy)
@@ -211,7 +251,11 @@ class S3Store:
             await self._abort_multipart(upload)
             async with map_errors():
                 await self._client.put_object(
-                    Bucket=self._bucket, Key=upload.key, Body=b"", Tagging=EXPIRES
+                    Bucket=self._bucket,
+                    Key=upload.key,
+                    Body=b"",
+                    Tagging=EXPIRES,
+                    StorageClass=self._storage_class,
                 )
         await self._delete(_tail_key(upload))
 
