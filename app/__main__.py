@@ -99,6 +99,9 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 
     from app.main import create_app
 
+    if not settings.oidc_issuer:
+        print(_sign_in_url(settings, host, port), flush=True)
+
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
@@ -115,6 +118,17 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 
     asyncio.run(run())
     return 0
+
+
+def _sign_in_url(settings: Settings, host: str, port: int) -> str:
+    """Local mode: a URL that signs the one who opens it in as a local admin, as Jupyter's does.
+    The token rides in the fragment, which browsers never send to a server; the page removes it
+    from the address bar at once."""
+    settings.effective_issuer_key_file.parent.mkdir(parents=True, exist_ok=True)
+    issuer = LocalIssuer.from_file(settings.effective_issuer_key_file)
+    token = issuer.issue("admin", [settings.admin_role], settings.token_ttl_seconds)
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    return f"Open the page, signed in as a local admin: http://{shown}:{port}/#token={token}"
 
 
 async def _migrate(settings: Settings) -> list[int]:

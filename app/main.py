@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from app import web
 from app.api import audit as audit_api
 from app.api import availability as availability_api
 from app.api import files as files_api
@@ -33,7 +34,8 @@ from app.settings import Settings
 from app.tus import routes as tus_routes
 from app.tus.method_override import MethodOverride
 
-PUBLIC_PATHS = frozenset({"/healthz"})
+PUBLIC_PATHS = frozenset({"/healthz", "/", "/api/config"})
+PUBLIC_PREFIXES = ("/assets/",)  # the web page's files
 LINK_PREFIXES = ("/download/",)  # where a ?token= download link stands in for a bearer token
 REQUEST_HEADERS = [
     "Authorization",
@@ -109,7 +111,11 @@ def create_app(settings: Settings) -> Starlette:
         ),
         Middleware(MethodOverride),
         Middleware(
-            BearerAuth, verify=verify, public_paths=PUBLIC_PATHS, link_prefixes=LINK_PREFIXES
+            BearerAuth,
+            verify=verify,
+            public_paths=PUBLIC_PATHS,
+            link_prefixes=LINK_PREFIXES,
+            public_prefixes=PUBLIC_PREFIXES,
         ),
     ]
     app = Starlette(
@@ -123,6 +129,7 @@ def create_app(settings: Settings) -> Starlette:
             *download_links.routes,
             *quotas_api.routes,
             *audit_api.routes,
+            *web.routes(settings),
         ],
         middleware=middleware,
         exception_handlers={HTTPException: http_error},

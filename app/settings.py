@@ -135,6 +135,16 @@ class Settings:
     restore_poll_seconds: float = 30.0
     tiering_interval_seconds: float = 3600.0
 
+    # the web page (served at /)
+    web_dir: Path | None = None  # the built page; defaults to web/dist beside the app
+    # OIDC mode: the page's public client (authorization code + PKCE), e.g. Keycloak's
+    # "tusgate-web", whose tokens must carry oidc_audience.
+    web_client_id: str = "tusgate-web"
+    # Chunk size of the page's uploads: under nginx's and most proxies' body limits, and large
+    # enough that a 1 GB file takes a few hundred requests.
+    web_chunk_size: int = 8 * MiB
+    web_parallel_uploads: int = 3  # files uploaded at once by the page
+
     # identity (OIDC mode, e.g. a Keycloak realm URL; empty: local mode)
     oidc_issuer: str = ""
     # Accepted when the token's `aud` contains it or its `azp` equals it.
@@ -163,6 +173,10 @@ class Settings:
     @property
     def effective_spool_dir(self) -> Path:
         return self.spool_dir or self.data_dir / "spool"
+
+    @property
+    def effective_web_dir(self) -> Path:
+        return self.web_dir or Path(__file__).resolve().parent.parent / "web" / "dist"
 
     @property
     def effective_issuer_key_file(self) -> Path:
@@ -214,6 +228,10 @@ _ENV: dict[str, tuple[str, str]] = {
     "TUSGATE_TOKEN_LEEWAY_SECONDS": ("", "token_leeway_seconds"),
     "TUSGATE_JWKS_MIN_REFRESH_SECONDS": ("", "jwks_min_refresh_seconds"),
     "TUSGATE_SPOOL_DIR": ("", "spool_dir"),
+    "TUSGATE_WEB_DIR": ("", "web_dir"),
+    "TUSGATE_WEB_CLIENT_ID": ("", "web_client_id"),
+    "TUSGATE_WEB_CHUNK_SIZE": ("", "web_chunk_size"),
+    "TUSGATE_WEB_PARALLEL_UPLOADS": ("", "web_parallel_uploads"),
     "TUSGATE_STORE": ("location", "backend"),
     "TUSGATE_S3_BUCKET": ("s3", "bucket"),
     "TUSGATE_S3_ENDPOINT_URL": ("s3", "endpoint_url"),
@@ -361,6 +379,8 @@ def _validate(settings: Settings) -> None:
         raise ValueError("download_window_seconds must be at least 1")
     if settings.cache_max_bytes < 0 or settings.cache_ttl_hours <= 0:
         raise ValueError("cache_max_bytes must not be negative, cache_ttl_hours must be positive")
+    if settings.web_chunk_size < 1 or settings.web_parallel_uploads < 1:
+        raise ValueError("web_chunk_size and web_parallel_uploads must be positive")
     if settings.restore_poll_seconds <= 0:
         raise ValueError("restore_poll_seconds must be positive")
     _validate_identity(settings)

@@ -21,6 +21,7 @@ from tests.gateways import (
     services_env,
     start_target,
 )
+from tests.oidc_provider import OIDCProvider
 from tests.services import MotoServer, PostgresServer, RedisServer
 
 
@@ -79,6 +80,13 @@ def user() -> str:
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=120, trust_env=False) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def provider() -> Iterator[OIDCProvider]:
+    """The stand-in OpenID provider (tests/oidc_provider.py)."""
+    with OIDCProvider() as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,12 @@ tests ask for tokens directly and steer the realm:
 - ``PUT /realms/{realm}/failure`` ``{"status": 500}``: discovery and JWKS answer that status
   from now on (``null``: normal again).
 - ``GET /realms/{realm}/stats``: how many times discovery and the JWKS were fetched.
+- ``GET /realms/{realm}/logins``: how many browser logins and refresh grants there were.
+
+For a browser (keycloak-js), a realm also has Keycloak's authorization code flow with PKCE:
+``/protocol/openid-connect/auth`` signs in the realm's ``browser_user`` at once (no login form)
+and redirects back with a code; ``/protocol/openid-connect/token`` exchanges it (checking the
+code verifier) and refreshes tokens, with access tokens valid ``access_ttl`` seconds.
 
 ``OIDCProvider`` runs the process for the tests; ``Realm`` is their handle on one realm.
 """
@@ -24,6 +30,8 @@ tests ask for tokens directly and steer the realm:
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import shutil
 import signal
 import subprocess
@@ -35,14 +43,17 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 from joserfc import jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from tests.services import (
@@ -74,6 +85,10 @@ class RealmState:
     discovery_issuer: str | None = None
     failure: int | None = None
     fetches: dict[str, int] = field(default_factory=lambda: {"discovery": 0, "jwks": 0})
+    logins: dict[str, int] = field(default_factory=lambda: {"login": 0, "refresh": 0})
+    browser_user: str = "alice"
+    access_ttl: int = 300
+    codes: dict[str, dict[str, str]] = field(default_factory=dict)  # code → the login
 
 
 def create_app(base_url: str) -> Starlette:
@@ -93,7 +108,11 @@ def create_app(base_url: str) -> Starlette:
         body = await request.json()
         algorithm = body.get("algorithm", "RS256")
         realms[request.path_params["realm"]] = RealmState(
-            algorithm, new_key(algorithm), body.get("discovery_issuer")
+            algorithm,
+            new_key(algorithm),
+            body.get("discovery_issuer"),
+            browser_user=body.get("browser_user", "alice"),
+            access_ttl=int(body.get("access_ttl", 300)),
         )
         return JSONResponse({"issuer": issuer(request.path_params["realm"])}, status_code=201)
 
@@ -135,6 +154,62 @@ def create_app(base_url: str) -> Starlette:
         ttl = int(body.get("ttl", 300))
         return JSONResponse({"access_token": signed, "token_type": "Bearer", "expires_in": ttl})
 
+    async def authorize(request: Request) -> Response:
+        """The login page, which logs the realm's browser user in at once."""
+        realm = realm_of(request)
+        realm.logins["login"] += 1
+        query = request.query_params
+        code = uuid.uuid4().hex
+        realm.codes[code] = {
+            "client_id": query["client_id"],
+            "redirect_uri": query["redirect_uri"],
+            "challenge": query["code_challenge"],
+            "nonce": query.get("nonce", ""),
+        }
+        answer = {"state": query["state"], "session_state": uuid.uuid4().hex, "code": code}
+        separator = "#" if query.get("response_mode", "fragment") == "fragment" else "?"
+        return RedirectResponse(f"{query['redirect_uri']}{separator}{urlencode(answer)}", 302)
+
+    async def browser_token(request: Request) -> Response:
+        """Keycloak's token endpoint for a browser: a code (PKCE) or a refresh token."""
+        realm = realm_of(request)
+        name = request.path_params["realm"]
+        form = dict(parse_qsl((await request.body()).decode()))
+        if form.get("grant_type") == "authorization_code":
+            login = realm.codes.pop(str(form.get("code")), None)
+            verifier = str(form.get("code_verifier", ""))
+            if login is None or _challenge(verifier) != login["challenge"]:
+                return JSONResponse({"error": "invalid_grant"}, status_code=400)
+            client_id, nonce = login["client_id"], login["nonce"]
+        elif form.get("grant_type") == "refresh_token":
+            realm.logins["refresh"] += 1
+            client_id, nonce = str(form.get("client_id")), ""
+        else:
+            return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
+        own = issuer(name)
+        body = {"username": realm.browser_user, "client_id": client_id, "ttl": realm.access_ttl}
+        access = _keycloak_claims(own, name, body)
+        session = {"iss": own, "sub": access["sub"], "azp": client_id, "iat": access["iat"]}
+        id_token = {**session, "aud": client_id, "exp": access["exp"], "typ": "ID"}
+        refresh = {**session, "aud": own, "exp": access["iat"] + 1800, "typ": "Refresh"}
+        if nonce:
+            id_token["nonce"] = nonce
+        header = {"alg": realm.algorithm, "typ": "JWT", "kid": realm.key.kid}
+
+        def sign(claims: dict[str, Any]) -> str:
+            return jwt.encode(header, {**claims, "jti": str(uuid.uuid4())}, realm.key)
+
+        return JSONResponse(
+            {
+                "access_token": sign(access),
+                "id_token": sign(id_token),
+                "refresh_token": sign(refresh),
+                "token_type": "Bearer",
+                "expires_in": realm.access_ttl,
+                "refresh_expires_in": 1800,
+            }
+        )
+
     async def rotate(request: Request) -> Response:
         realm = realm_of(request)
         realm.key = new_key(realm.algorithm)
@@ -146,6 +221,9 @@ def create_app(base_url: str) -> Starlette:
 
     async def stats(request: Request) -> Response:
         return JSONResponse(realm_of(request).fetches)
+
+    async def logins(request: Request) -> Response:
+        return JSONResponse(realm_of(request).logins)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -160,12 +238,24 @@ def create_app(base_url: str) -> Starlette:
             Route(prefix, put_realm, methods=["PUT"]),
             Route(f"{prefix}/.well-known/openid-configuration", discovery),
             Route(f"{prefix}/protocol/openid-connect/certs", certs),
+            Route(f"{prefix}/protocol/openid-connect/auth", authorize),
+            Route(f"{prefix}/protocol/openid-connect/token", browser_token, methods=["POST"]),
             Route(f"{prefix}/token", token, methods=["POST"]),
             Route(f"{prefix}/rotate", rotate, methods=["POST"]),
             Route(f"{prefix}/failure", failure, methods=["PUT"]),
             Route(f"{prefix}/stats", stats),
+            Route(f"{prefix}/logins", logins),
         ],
         exception_handlers={LookupError: unknown_realm},
+        # The page's origin calls the token endpoint, as browsers call Keycloak's.
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origin_regex=".*",
+                allow_methods=["POST"],
+                allow_credentials=True,
+            )
+        ],
     )
 
 
@@ -201,6 +291,12 @@ def _keycloak_claims(issuer: str, realm: str, body: dict[str, Any]) -> dict[str,
     else:
         claims.update(sid=str(uuid.uuid4()), email=f"{username}@example.org")
     return claims
+
+
+def _challenge(verifier: str) -> str:
+    """PKCE S256: the code challenge a code verifier answers."""
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def _overlay(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -239,6 +335,10 @@ class Realm:
         fetches: dict[str, int] = self._call("GET", "/stats")
         return fetches
 
+    def logins(self) -> dict[str, int]:
+        counts: dict[str, int] = self._call("GET", "/logins")
+        return counts
+
     def jwks(self) -> dict[str, Any]:
         document: dict[str, Any] = self._call("GET", "/protocol/openid-connect/certs")
         return document
@@ -272,10 +372,13 @@ class OIDCProvider(_Service):
             )
         _wait_for_process(self._proc, self._answers, what="OIDC provider", log_path=self.log_path)
 
-    def new_realm(self, algorithm: str = "RS256", *, discovery_issuer: str | None = None) -> Realm:
-        """A realm of its own, so that tests which rotate keys or count fetches never meet."""
+    def new_realm(
+        self, algorithm: str = "RS256", *, discovery_issuer: str | None = None, **browser: Any
+    ) -> Realm:
+        """A realm of its own, so that tests which rotate keys or count fetches never meet;
+        ``browser``: ``browser_user``, ``access_ttl`` of the code flow."""
         name = f"realm-{uuid.uuid4().hex[:10]}"
-        body: dict[str, Any] = {"algorithm": algorithm}
+        body: dict[str, Any] = {"algorithm": algorithm, **browser}
         if discovery_issuer is not None:
             body["discovery_issuer"] = discovery_issuer
         response = self.http.put(f"{self.url}/realms/{name}", json=body)

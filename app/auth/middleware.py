@@ -52,14 +52,16 @@ class BearerAuth:
         verify: Verifier,
         public_paths: frozenset[str],
         link_prefixes: tuple[str, ...] = (),
+        public_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.verify = verify
         self.public_paths = public_paths
         self.link_prefixes = link_prefixes
+        self.public_prefixes = public_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.public_paths or self._is_link(scope):
+        if scope["type"] != "http" or self._is_public(scope) or self._is_link(scope):
             await self.app(scope, receive, send)
             return
         authorization = Headers(scope=scope).get("authorization", "")
@@ -72,6 +74,10 @@ class BearerAuth:
             await _refusal(exc, scope["method"])(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    def _is_public(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        return path in self.public_paths or path.startswith(self.public_prefixes)
 
     def _is_link(self, scope: Scope) -> bool:
         path: str = scope["path"]

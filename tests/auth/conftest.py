@@ -18,12 +18,6 @@ def oidc_env(data_dir: Path, issuer: str, **settings: str) -> dict[str, str]:
     return {**embedded_env(data_dir), "TUSGATE_OIDC_ISSUER": issuer, **settings}
 
 
-@pytest.fixture(scope="session")
-def provider() -> Iterator[OIDCProvider]:
-    with OIDCProvider() as running:
-        yield running
-
-
 @pytest.fixture
 def realm(provider: OIDCProvider) -> Realm:
     """A realm of this test's own: its keys, rotations and fetch counts are nobody else's."""
