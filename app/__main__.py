@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from app import db as database
+from app import logs
 from app.auth.local import LocalIssuer
 from app.context import Context, build_store, open_context
 from app.db.migrations import migrate
@@ -27,6 +28,7 @@ from app.settings import Settings, load_settings
 from app.storage.base import ExpiryPolicy, Provisioner
 
 T = TypeVar("T")
+SIGN_IN_FILE = "sign-in-url"
 LIFECYCLE_MARGIN_DAYS = 2  # the bucket's rules act this long after the sweeper should have
 
 
@@ -100,35 +102,56 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     from app.main import create_app
 
     if not settings.oidc_issuer:
-        print(_sign_in_url(settings, host, port), flush=True)
+        _offer_sign_in(settings, host, port)
 
+    logs.configure(settings.log_format)
     config = Config()
     config.bind = [f"{host}:{port}"]
-    config.accesslog = None
+    config.accesslog = None  # RequestLog writes one line per request
     config.errorlog = logging.getLogger("hypercorn.error")
     config.keep_alive_timeout = 75  # longer than nginx's and most clients' idle timeouts
+    config.graceful_timeout = settings.shutdown_timeout_seconds
+    app = create_app(settings)
 
     async def run() -> None:
         stop = asyncio.Event()
+
+        def shut_down() -> None:
+            """Stop taking uploads and tell the PATCHes in flight to save what they have;
+            hypercorn then stops listening and waits for the answers (graceful_timeout)."""
+            context = getattr(app.state, "context", None)
+            if context is not None:
+                context.drain()
+            stop.set()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, shut_down)
         logging.getLogger("tusgate").info("tusgate listening on http://%s:%d/", host, port)
-        await serve(create_app(settings), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
     asyncio.run(run())
     return 0
 
 
-def _sign_in_url(settings: Settings, host: str, port: int) -> str:
+def _offer_sign_in(settings: Settings, host: str, port: int) -> None:
     """Local mode: a URL that signs the one who opens it in as a local admin, as Jupyter's does.
     The token rides in the fragment, which browsers never send to a server; the page removes it
-    from the address bar at once."""
-    settings.effective_issuer_key_file.parent.mkdir(parents=True, exist_ok=True)
+    from the address bar at once. It is a credential, so it goes to a terminal only — never to
+    a log: without one, it is written to ``DATA_DIR/sign-in-url`` (readable by its owner)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     issuer = LocalIssuer.from_file(settings.effective_issuer_key_file)
     token = issuer.issue("admin", [settings.admin_role], settings.token_ttl_seconds)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
-    return f"Open the page, signed in as a local admin: http://{shown}:{port}/#token={token}"
+    url = f"http://{shown}:{port}/#token={token}"
+    if sys.stdout.isatty():
+        print(f"Open the page, signed in as a local admin: {url}", flush=True)
+        return
+    path = settings.data_dir / SIGN_IN_FILE
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(url + "\n")
+    print(f"The page's sign-in address (a local admin's token) is in {path}", flush=True)
 
 
 async def _migrate(settings: Settings) -> list[int]:

@@ -43,10 +43,20 @@ class Context:
     meter: Meter  # download quotas' counters
     hashes: RunningHashes = field(default_factory=RunningHashes)
     tasks: TaskGroup | None = None
+    # Shutting down: no new uploads, and the PATCHes in flight save what they have and end.
+    draining: bool = False
+    # How to make each PATCH in flight on this instance stop reading and save what it has.
+    receiving: set[Callable[[], None]] = field(default_factory=set)
 
     @property
     def upload_store(self) -> Store:
         return self.stores[self.settings.upload_location]
+
+    def drain(self) -> None:
+        """Start a graceful shutdown (SIGTERM): the server then waits for the answers."""
+        self.draining = True
+        for stop in list(self.receiving):
+            stop()
 
     def spawn(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run ``job`` in the background for as long as the gateway runs."""

@@ -9,14 +9,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
-from app import web
+from app import operations, web
 from app.api import audit as audit_api
 from app.api import availability as availability_api
 from app.api import files as files_api
+from app.api import openapi
 from app.api import quotas as quotas_api
 from app.api import uploads as uploads_api
 from app.api.responses import http_error
@@ -25,16 +23,21 @@ from app.auth.principal import Principal
 from app.context import Context, open_context
 from app.download import links as download_links
 from app.download import routes as download_routes
-from app.jobs import sweeper, tiering
+from app.jobs import events, sweeper, tiering
+from app.jobs.events import Publisher
 from app.jobs.schedule import repeat
 from app.jobs.sweeper import sweep
 from app.jobs.tiering import tier
+from app.middleware.access import RequestLog
 from app.middleware.drain import DrainBody
+from app.middleware.proxy import ForwardedHeaders
 from app.settings import Settings
 from app.tus import routes as tus_routes
 from app.tus.method_override import MethodOverride
 
-PUBLIC_PATHS = frozenset({"/healthz", "/", "/api/config"})
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/", "/api/config", "/api/openapi.json"}
+)
 PUBLIC_PREFIXES = ("/assets/",)  # the web page's files
 LINK_PREFIXES = ("/download/",)  # where a ?token= download link stands in for a bearer token
 REQUEST_HEADERS = [
@@ -75,10 +78,6 @@ RESPONSE_HEADERS = [
 ]
 
 
-async def healthz(request: Request) -> Response:
-    return PlainTextResponse("ok")
-
-
 def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -93,14 +92,32 @@ def create_app(settings: Settings) -> Starlette:
                     lambda: tier(context), settings.tiering_interval_seconds, tiering.log
                 )
             )
+            if settings.redis_url:
+                publisher = Publisher(context, settings.redis_url)
+                stack.push_async_callback(publisher.close)
+                context.spawn(
+                    lambda: repeat(publisher.publish, settings.events_interval_seconds, events.log)
+                )
             yield
+
+    app: Starlette  # created below; these functions run once it serves
 
     async def verify(token: str) -> Principal:
         context: Context = app.state.context
         return await context.verify(token)
 
+    def shutting_down() -> bool:
+        context: Context | None = getattr(app.state, "context", None)
+        return context is not None and context.draining
+
     middleware = [
-        Middleware(DrainBody, idle_timeout=settings.patch_idle_timeout_seconds),
+        Middleware(ForwardedHeaders, trusted=settings.trusted_proxies),
+        Middleware(RequestLog),
+        Middleware(
+            DrainBody,
+            idle_timeout=settings.patch_idle_timeout_seconds,
+            skip=shutting_down,
+        ),
         Middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
@@ -120,7 +137,8 @@ def create_app(settings: Settings) -> Starlette:
     ]
     app = Starlette(
         routes=[
-            Route("/healthz", healthz, methods=["GET"]),
+            *operations.routes,
+            *openapi.routes,
             *tus_routes.routes,
             *uploads_api.routes,
             *availability_api.routes,

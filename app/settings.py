@@ -8,6 +8,7 @@ passed around as a frozen object: nothing reads the environment after start-up.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -42,6 +43,10 @@ class S3Settings:
     # objects STANDARD there (storage_class = "STANDARD").
     storage_class: str = ""
     restore_tier: str = "Standard"  # RestoreObject's GlacierJobParameters.Tier
+    # Server-side encryption of every object written: "" (the bucket's default), "AES256"
+    # (SSE-S3) or "aws:kms" (SSE-KMS, with sse_kms_key_id; MinIO needs its KMS configured).
+    sse: str = ""
+    sse_kms_key_id: str = ""
 
 
 CACHE = "cache"  # the name of the restore cache's store; no location may take it
@@ -134,6 +139,17 @@ class Settings:
     # How often a restore in progress asks the cold location whether it is done.
     restore_poll_seconds: float = 30.0
     tiering_interval_seconds: float = 3600.0
+
+    # operations
+    log_format: str = "json"  # "json" (one object per line) or "text"
+    # Proxies (addresses or networks, e.g. "10.0.0.0/8") whose X-Forwarded-* headers are
+    # believed; empty: nobody's.
+    trusted_proxies: tuple[str, ...] = ()
+    # SIGTERM: how long the PATCHes in flight get to save what they received and answer.
+    shutdown_timeout_seconds: float = 30.0
+    events_stream: str = "tusgate:events"  # the Redis stream events are appended to
+    events_max_length: int = 1_000_000  # the stream is trimmed to about this many entries
+    events_interval_seconds: float = 1.0
 
     # the web page (served at /)
     web_dir: Path | None = None  # the built page; defaults to web/dist beside the app
@@ -228,6 +244,13 @@ _ENV: dict[str, tuple[str, str]] = {
     "TUSGATE_TOKEN_LEEWAY_SECONDS": ("", "token_leeway_seconds"),
     "TUSGATE_JWKS_MIN_REFRESH_SECONDS": ("", "jwks_min_refresh_seconds"),
     "TUSGATE_SPOOL_DIR": ("", "spool_dir"),
+    "TUSGATE_LOG_FORMAT": ("", "log_format"),
+    "TUSGATE_TRUSTED_PROXIES": ("", "trusted_proxies"),
+    "TUSGATE_SHUTDOWN_TIMEOUT_SECONDS": ("", "shutdown_timeout_seconds"),
+    "TUSGATE_EVENTS_STREAM": ("", "events_stream"),
+    "TUSGATE_EVENTS_INTERVAL_SECONDS": ("", "events_interval_seconds"),
+    "TUSGATE_S3_SSE": ("s3", "sse"),
+    "TUSGATE_S3_SSE_KMS_KEY_ID": ("s3", "sse_kms_key_id"),
     "TUSGATE_WEB_DIR": ("", "web_dir"),
     "TUSGATE_WEB_CLIENT_ID": ("", "web_client_id"),
     "TUSGATE_WEB_CHUNK_SIZE": ("", "web_chunk_size"),
@@ -348,6 +371,8 @@ def _validate(settings: Settings) -> None:
             raise ValueError("s3 part_size must be at least 5 MiB (S3's minimum part size)")
         if location.s3.parts_in_flight < 1:
             raise ValueError("s3 parts_in_flight must be at least 1")
+        if location.s3.sse not in ("", "AES256", "aws:kms"):
+            raise ValueError(f"location {location.name!r}: sse must be '', 'AES256' or 'aws:kms'")
         if location.name == CACHE:
             raise ValueError(f"no location may be named {CACHE!r}: the restore cache is")
         if location.copy_after_days is not None and location.kind != COLD:
@@ -379,6 +404,13 @@ def _validate(settings: Settings) -> None:
         raise ValueError("download_window_seconds must be at least 1")
     if settings.cache_max_bytes < 0 or settings.cache_ttl_hours <= 0:
         raise ValueError("cache_max_bytes must not be negative, cache_ttl_hours must be positive")
+    if settings.log_format not in ("json", "text"):
+        raise ValueError("log_format must be 'json' or 'text'")
+    for proxy in settings.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ValueError(f"trusted_proxies: {proxy!r} is not an address or network") from None
     if settings.web_chunk_size < 1 or settings.web_parallel_uploads < 1:
         raise ValueError("web_chunk_size and web_parallel_uploads must be positive")
     if settings.restore_poll_seconds <= 0:

@@ -79,6 +79,8 @@ def services_env(
         "TUSGATE_DATABASE_URL": postgres.new_database(),
         # Database 1: the tests' own Redis fixture flushes database 0 between tests.
         "TUSGATE_REDIS_URL": redis.url.rsplit("/", 1)[0] + "/1",
+        # A stream of its own: its cursor follows this gateway's database only.
+        "TUSGATE_EVENTS_STREAM": f"tusgate:events:{bucket}",
         "TUSGATE_STORE": "s3",
         "TUSGATE_S3_ENDPOINT_URL": s3.endpoint_url,
         "TUSGATE_S3_BUCKET": bucket,

@@ -466,6 +466,15 @@ class Gateway(_Service):
             self.kill()
             raise
 
+    def wait(self, timeout: float) -> int:
+        """Wait for the gateway to exit by itself (after a SIGTERM, say); its exit code."""
+        if self._proc is None:
+            raise ServiceError("the gateway was never started")
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise ServiceError(f"the gateway did not exit\n{log_tail(self.log_path)}") from None
+
     def kill(self, sig: signal.Signals = signal.SIGKILL) -> int | None:
         """Send `sig` to the whole process group and wait for the gateway to exit; its code."""
         proc = self._proc

@@ -2,12 +2,15 @@
 
 Actions: upload.created, upload.completed, upload.terminated, upload.expired, file.downloaded
 (detail: the range served, the location read, whether through a link), file.linked,
-file.deleted, file.expired, file.held, file.released, quota.changed. The actor is the user who
-acted, or "system" for the sweeper.
+file.deleted, file.expired, file.held, file.released, file.restored, file.tiered,
+quota.changed. The actor is the user who acted, or "system" for the gateway's own jobs. Each
+recorded action is counted in the metrics too, and some are published as events
+(``jobs/events.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from databases import Database
 
+from app import metrics
 from app.db.schema import audit
 
 SYSTEM = "system"
@@ -46,6 +50,7 @@ async def record(db: Database, event: Event) -> None:
             detail=event.detail or None,
         )
     )
+    metrics.observe(event.action)
 
 
 @dataclass(frozen=True)
@@ -77,18 +82,34 @@ async def search(db: Database, where: Filter, limit: int) -> list[Event]:
         query = query.where(audit.c.at < where.until)
     if where.before_id is not None:
         query = query.where(audit.c.id < where.before_id)
-    rows = await db.fetch_all(query)
-    return [
-        Event(
-            id=row["id"],
-            at=row["at"],
-            action=row["action"],
-            actor=row["actor"],
-            owner=row["owner"],
-            upload_id=row["upload_id"],
-            sha256=row["sha256"],
-            client=row["client"],
-            detail=row["detail"] or {},
-        )
-        for row in rows
-    ]
+    return [_event(row) for row in await db.fetch_all(query)]
+
+
+async def following(
+    db: Database, after_id: int, actions: Sequence[str], settled_before: datetime, limit: int
+) -> list[Event]:
+    """Events of ``actions`` after ``after_id``, oldest first, recorded before
+    ``settled_before`` (so that an id taken by a transaction still committing cannot be
+    overtaken: ids are handed out before commit)."""
+    rows = await db.fetch_all(
+        audit.select()
+        .where(audit.c.id > after_id, audit.c.action.in_(list(actions)))
+        .where(audit.c.at < settled_before)
+        .order_by(audit.c.id)
+        .limit(limit)
+    )
+    return [_event(row) for row in rows]
+
+
+def _event(row: Any) -> Event:
+    return Event(
+        id=row["id"],
+        at=row["at"],
+        action=row["action"],
+        actor=row["actor"],
+        owner=row["owner"],
+        upload_id=row["upload_id"],
+        sha256=row["sha256"],
+        client=row["client"],
+        detail=row["detail"] or {},
+    )

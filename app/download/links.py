@@ -1,7 +1,8 @@
 """``POST /api/files/{sha256}/link``: a signed download link, for a browser that cannot send a
 bearer token.
 
-The link is ``/download/{sha256}?token=…``: a JWT from the local issuer, bound to the file and
+The link is ``https://PUBLIC-HOST/download/{sha256}?token=…`` (the public URL when a trusted
+proxy forwards it): a JWT from the local issuer, bound to the file and
 to the caller, valid ``link_ttl_seconds``, and kept nowhere (the signature is the proof). It
 grants no more than the caller's own right: an owner's link stops working once they no longer
 own the file, since ownership is checked again at download time. The token is a credential
@@ -40,9 +41,8 @@ async def create(request: Request) -> Response:
             detail={"expires_at": iso(expires_at)},
         ),
     )
-    return json_response(
-        {"url": f"/download/{sha256}?token={token}", "expires_at": iso(expires_at)}
-    )
+    url = request.url_for("download", sha256=sha256).include_query_params(token=token)
+    return json_response({"url": str(url), "expires_at": iso(expires_at)})
 
 
 routes = [Route("/api/files/{sha256:str}/link", create, methods=["POST"])]

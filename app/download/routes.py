@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app import metrics
 from app.api.access import context
 from app.context import Context
 from app.db import audit, downloads
@@ -82,6 +83,7 @@ async def _take_slot(ctx: Context, reader: Reader, served: Span) -> Slot:
     try:
         return await ctx.meter.take(reader.id, limits, served.length, counted=served.start == 0)
     except DownloadRefused as exc:
+        metrics.QUOTA_REJECTIONS.labels("download").inc()
         retry = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
         raise HTTPException(429, str(exc), headers=retry) from None
 
@@ -155,4 +157,4 @@ async def _record(
     )
 
 
-routes = [Route("/download/{sha256:str}", download, methods=["GET", "HEAD"])]
+routes = [Route("/download/{sha256:str}", download, methods=["GET", "HEAD"], name="download")]

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from app import metrics
 from app.context import Context
 from app.db.downloads import StoredCopy
 from app.download.ranges import Span
@@ -36,7 +37,8 @@ async def open_copy(
     for copy in copies:
         chunks = ctx.stores[copy.location].read(copy.store_key, span.start, span.stop)
         try:
-            first = await anext(chunks, b"")
+            with metrics.timed(metrics.STORE_DURATION, copy.location, "open"):
+                first = await anext(chunks, b"")
         except StorageError as exc:
             log.warning("copy of %s in %r unreadable: %r", copy.store_key, copy.location, exc)
             continue

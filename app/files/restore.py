@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 import anyio
 
+from app import metrics
 from app.context import Context
 from app.db import audit
 from app.db import cache as cache_queries
@@ -95,6 +96,7 @@ async def start(ctx: Context, sha256: str, size: int, copies: Sequence[StoredCop
     )
     if claim is None:
         return
+    metrics.RESTORES_STARTED.inc()
     await catalogue.delete_copies(ctx, claim.evicted)
     ctx.spawn(lambda: _restore(ctx, claim.entry, cold))
 
@@ -110,12 +112,15 @@ async def _restore(ctx: Context, entry: CacheEntry, cold: Sequence[StoredCopy]) 
         log.exception("restore of %s failed", entry.sha256)
         restored = None
     if lost.is_set():
+        metrics.RESTORES_FINISHED.labels("taken over").inc()
         if restored is not None:
             await ctx.stores[CACHE].delete(restored[1])
         return  # another instance took the restore over; its copy will be the one
     if restored is None:
+        metrics.RESTORES_FINISHED.labels("failed").inc()
         await catalogue.delete_copies(ctx, await cache_queries.forget(ctx.db, [entry], now()))
         return
+    metrics.RESTORES_FINISHED.labels("restored").inc()
     source, key = restored
     moment = now()
     expires_at = moment + timedelta(hours=ctx.settings.cache_ttl_hours)

@@ -6,19 +6,26 @@ application through a bounded queue, and finishing the response makes it put an
 ``http.disconnect`` into that queue — which blocks forever when the queue is full, inside the
 application's own ``send``. Draining the rest of the body first avoids that, and keeps the
 connection usable for the client's next request, as Go's net/http does. A client that stops
-sending is given up on after the idle timeout.
+sending is given up on after the idle timeout. While the instance shuts down nothing is
+drained: a PATCH told to stop answers at once (its connection then closes), so that it reaches
+its client before the shutdown's time runs out.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class DrainBody:
-    def __init__(self, app: ASGIApp, idle_timeout: float) -> None:
+    def __init__(
+        self, app: ASGIApp, idle_timeout: float, skip: Callable[[], bool] = lambda: False
+    ) -> None:
         self.app = app
         self.idle_timeout = idle_timeout
+        self.skip = skip  # true while shutting down: answer at once, the connection closes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -34,7 +41,7 @@ class DrainBody:
 
         async def drained_send(message: Message) -> None:
             nonlocal finished
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and not self.skip():
                 while not finished:
                     with anyio.move_on_after(self.idle_timeout) as timeout:
                         finished = _last(await receive())

@@ -90,6 +90,9 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections. Called once at shutdown."""
 
+    async def check(self) -> None:
+        """Raise ``StorageError`` if the store cannot be used now (``/readyz``)."""
+
     async def create(self, upload_id: str, length: int | None) -> StoredUpload:
         """Prepare an empty upload. ``length`` is None while the client defers it."""
 

@@ -48,6 +48,10 @@ class FilesystemStore:
     async def close(self) -> None:
         pass
 
+    async def check(self) -> None:
+        if not await to_thread.run_sync(os.access, self.root, os.W_OK | os.X_OK):
+            raise StorageError(f"{self.root} is not a writable directory")
+
     def path(self, key: str) -> Path:
         if not _SAFE_KEY.match(key):
             raise ValueError(f"unsafe store key {key!r}")

@@ -26,6 +26,9 @@ class MemoryStore:
     async def close(self) -> None:
         pass
 
+    async def check(self) -> None:
+        pass
+
     async def create(self, upload_id: str, length: int | None) -> StoredUpload:
         self.uploads[upload_id] = bytearray()
         return StoredUpload(key=upload_id, length=length)

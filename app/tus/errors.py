@@ -11,6 +11,7 @@ import logging
 
 from starlette.responses import Response
 
+from app import metrics
 from app.locks.base import LockTimeout, LockUnavailable
 from app.quota.storage import QuotaExceeded
 from app.storage.errors import StorageError, StorageFull
@@ -64,6 +65,9 @@ LOCKED = TusError(423, "upload is being written by another request; retry shortl
 STORE_UNAVAILABLE = TusError(503, "storage unavailable; retry later", {"Retry-After": "5"})
 LOCKS_UNAVAILABLE = TusError(503, "lock service unavailable; retry later", {"Retry-After": "5"})
 STORE_FULL = TusError(507, "storage full")
+SHUTTING_DOWN = TusError(
+    503, "this instance is shutting down; retry (another one answers)", {"Retry-After": "1"}
+)
 
 
 def to_tus_error(exc: Exception) -> TusError | None:
@@ -71,6 +75,7 @@ def to_tus_error(exc: Exception) -> TusError | None:
     if isinstance(exc, TusError):
         return exc
     if isinstance(exc, QuotaExceeded):
+        metrics.QUOTA_REJECTIONS.labels("storage").inc()
         return TusError(403, str(exc))
     if isinstance(exc, LockTimeout):
         return LOCKED
@@ -88,6 +93,7 @@ def error_response(exc: Exception, method: str) -> Response:
     if error is None:
         log.exception("unexpected error", exc_info=exc)
         error = TusError(500, "internal error")
+    metrics.UPLOADS_FAILED.labels(method, str(error.status)).inc()
     headers = {"Tus-Resumable": TUS_VERSION, "Cache-Control": "no-store", **error.headers}
     body = b"" if method == "HEAD" else error.reason.encode() + b"\n"
     return Response(body, status_code=error.status, headers=headers, media_type="text/plain")

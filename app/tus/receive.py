@@ -9,9 +9,11 @@ upload when its last byte arrived.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from app import metrics
 from app.auth.principal import Principal
 from app.context import Context
 from app.db import uploads as queries
@@ -38,7 +40,19 @@ class Chunk:
 
 async def write(ctx: Context, upload_id: str, principal: Principal, chunk: Chunk) -> Upload:
     """Receive one PATCH body into the upload; returns the upload as committed."""
+    ctx.receiving.add(chunk.reader.stop)
+    metrics.PATCHES_IN_PROGRESS.inc()
+    try:
+        return await _write(ctx, upload_id, principal, chunk)
+    finally:
+        ctx.receiving.discard(chunk.reader.stop)
+        metrics.PATCHES_IN_PROGRESS.dec()
+
+
+async def _write(ctx: Context, upload_id: str, principal: Principal, chunk: Chunk) -> Upload:
+    asked = time.perf_counter()
     async with ctx.locker.hold(upload_id, wait=ctx.settings.lock_wait_seconds) as lease:
+        metrics.LOCK_WAIT.observe(time.perf_counter() - asked)
         lease.on_release_requested(chunk.reader.stop)
         upload = await lifecycle.load(ctx, upload_id, principal)
         if upload.is_final:
@@ -168,9 +182,11 @@ async def _commit(
     """Store first, database second: after a crash in between, the store is ahead."""
     new_offset = upload.offset + received
     if new_offset == length:
-        await writer.finish()
+        with metrics.timed(metrics.STORE_DURATION, upload.location, "finish"):
+            await writer.finish()
     elif received:
-        await writer.commit()
+        with metrics.timed(metrics.STORE_DURATION, upload.location, "commit"):
+            await writer.commit()
     if not received and length == upload.length:
         return upload
     expires_at = None if new_offset == length else lifecycle.expiry(ctx)

@@ -52,6 +52,8 @@ def tus_endpoint(handler: Handler) -> Handler:
             version = request.headers.get("tus-resumable")
             if request.method != "OPTIONS" and version != TUS_VERSION:
                 raise errors.UNSUPPORTED_VERSION
+            if request.method in ("POST", "PATCH") and _context(request).draining:
+                raise errors.SHUTTING_DOWN
             response = await handler(request)
         except Exception as exc:  # the one place where errors become responses
             return errors.error_response(exc, request.method)

@@ -64,8 +64,9 @@ def test_web_client_is_public_with_pkce(realm: dict[str, Any]) -> None:
     assert web["standardFlowEnabled"] is True
     assert web["implicitFlowEnabled"] is False
     assert web["attributes"]["pkce.code.challenge.method"] == "S256"
-    assert web["redirectUris"] == ["http://localhost:8080/*"]
-    assert web["webOrigins"] == ["http://localhost:8080"]
+    # The embedded gateway, and the compose stack behind nginx.
+    assert web["redirectUris"] == ["http://localhost:8080/*", "https://localhost/*"]
+    assert web["webOrigins"] == ["http://localhost:8080", "https://localhost"]
 
 
 def test_cli_client_is_a_confidential_service_account_with_the_user_role(
@@ -90,7 +91,7 @@ def test_tokens_of_both_clients_carry_the_gateways_default_audience(realm: dict[
 def test_compose_runs_keycloak_with_the_realm_and_the_gateway_against_it(
     services: dict[str, Any],
 ) -> None:
-    keycloak, gateway = services["keycloak"], services["tusgate"]
+    keycloak, gateway = services["keycloak"], services["tusgate-1"]
     assert keycloak["image"].startswith("quay.io/keycloak/keycloak:")
     assert {"start-dev", "--import-realm"} <= set(keycloak["command"])
     mounts = [volume.split(":") for volume in keycloak["volumes"]]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -405,3 +406,27 @@ async def test_memory_stays_bounded_while_200_mib_stream_through(s3_store: S3Sto
     await s3_store.abort(upload)
     # Holding each part in memory while it is sent would already cost ~20 MiB here.
     assert (peak - baseline) * 1024 < 8 * MiB
+
+
+async def test_objects_and_tails_are_written_with_server_side_encryption(
+    s3_settings: S3Settings, spool_dir: Path, bucket: _Bucket
+) -> None:
+    settings = replace(s3_settings, sse="AES256")
+    store = S3Store("encrypted", settings, spool_dir, GiB)
+    await store.start()
+    try:
+        upload = await store.create(new_id(), None)
+        async with store.open(upload) as writer:
+            await writer.write([b"a" * 1000])
+            await writer.commit()
+            tail = bucket.head(upload.key + ".tail")
+            assert tail is not None
+            assert tail["ServerSideEncryption"] == "AES256"
+            await write_all(writer, payload(PART, seed=9))
+            await writer.finish()
+        head = bucket.head(upload.key)
+        assert head is not None
+        assert head["ServerSideEncryption"] == "AES256"
+        assert await read_all(store, upload.key) == b"a" * 1000 + payload(PART, seed=9)
+    finally:
+        await store.close()

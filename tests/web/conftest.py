@@ -29,8 +29,10 @@ ARGS = [
 SCREENSHOTS = REPO_ROOT / "tests" / "artifacts" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module: Playwright's synchronous API runs an event loop of its own in this thread
+    while it lives, and the async tests of other modules (anyio) need the thread's loop."""
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield launched

@@ -56,6 +56,17 @@ START = "tusgate-start"  # the tail's user metadata: where its bytes start in th
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 
 
+def encryption(settings: S3Settings) -> dict[str, str]:
+    """The server-side encryption parameters of every object written (none: the bucket's
+    default). Parts and tails are encrypted as their upload or object is."""
+    if not settings.sse:
+        return {}
+    parameters = {"ServerSideEncryption": settings.sse}
+    if settings.sse_kms_key_id:
+        parameters["SSEKMSKeyId"] = settings.sse_kms_key_id
+    return parameters
+
+
 def part_size_for(size: int, part_size: int) -> int:
     """``part_size``, raised to a whole MiB if ``size`` bytes would need over 10,000 parts."""
     if size <= part_size * MAX_PARTS:
@@ -91,6 +102,7 @@ class S3Store:
         self._max_size = max_size
         self._exit = AsyncExitStack()
         self._client: S3Client = None
+        self._encryption = encryption(settings)
 
     async def start(self) -> None:
         async with map_errors():
@@ -102,13 +114,21 @@ class S3Store:
     async def close(self) -> None:
         await self._exit.aclose()
 
+    async def check(self) -> None:
+        async with map_errors():
+            await self._client.head_bucket(Bucket=self._bucket)
+
     async def create(self, upload_id: str, length: int | None) -> StoredUpload:
         key = self._settings.prefix + upload_id
         size = self._max_size if length is None else length
         part_size = part_size_for(size, self._settings.part_size)
         async with map_errors():
             response = await self._client.create_multipart_upload(
-                Bucket=self._bucket, Key=key, Tagging=EXPIRES, StorageClass=self._storage_class
+                Bucket=self._bucket,
+                Key=key,
+                Tagging=EXPIRES,
+                StorageClass=self._storage_class,
+                **self._encryption,
             )
         state = {"multipart_id": response["UploadId"], "part_size": part_size}
         return StoredUpload(key=key, length=length, state=state)
@@ -232,6 +252,7 @@ class S3Store:
                 Body=body,
                 Metadata={START: str(start)},
                 Tagging=TAIL,
+                **self._encryption,
             )
 
     async def complete(self, upload: StoredUpload, sizes: Sequence[int]) -> None:
@@ -256,6 +277,7 @@ class S3Store:
                     Body=b"",
                     Tagging=EXPIRES,
                     StorageClass=self._storage_class,
+                    **self._encryption,
                 )
         await self._delete(_tail_key(upload))
 
