@@ -121,8 +121,11 @@ async def advance(
     """Move the offset from ``upload.offset`` to ``new_offset`` (and set a deferred length).
 
     Also slides the expiry: an upload that keeps receiving bytes does not expire. False when
-    the row changed under us (offset moved, upload no longer receiving).
+    the row changed under us (offset moved elsewhere, upload no longer receiving). A row already
+    at ``new_offset`` counts as ours: a HEAD, which never waits for the lock, may have adopted
+    the store's commit record in the moment between the store's commit and this update.
     """
+    final = length if length is not None else upload.length
     values: dict[str, Any] = {
         "upload_offset": new_offset,
         "expires_at": expires_at,
@@ -130,13 +133,15 @@ async def advance(
     }
     if length is not None:
         values["upload_length"] = length
-    if new_offset == (length if length is not None else upload.length):
+    states = [RECEIVING]
+    if new_offset == final:
         values["state"] = COMPLETING
+        states.append(COMPLETING)  # the HEAD saw the last byte too
     query = (
         uploads.update()
         .where(uploads.c.id == upload.id)
-        .where(uploads.c.upload_offset == upload.offset)
-        .where(uploads.c.state == RECEIVING)
+        .where(uploads.c.upload_offset.in_([upload.offset, new_offset]))
+        .where(uploads.c.state.in_(states))
         .values(**values)
         .returning(uploads.c.id)
     )

@@ -144,8 +144,9 @@ async def _finish_empty(ctx: Context, upload: Upload) -> Upload:
 async def current(ctx: Context, upload_id: str, principal: Principal) -> Upload:
     """The upload as HEAD reports it: the store's commit record wins over a lagging database.
 
-    Never waits for a lock: a PATCH in progress has not committed yet, so the store and the
-    database agree on everything before it.
+    Never waits for a lock. A PATCH in progress may have committed in the store and not yet in
+    the database; adopting its offset here is what it would write next, and its own update
+    accepts a row already there (``queries.advance``).
     """
     upload = await load(ctx, upload_id, principal)
     if upload.state == RECEIVING and not upload.is_final:
