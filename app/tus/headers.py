@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 from app.tus import errors
 from app.tus.checksum import ALGORITHMS
 
-_DIGITS = re.compile(r"^[0-9]{1,19}$")
-_METADATA_KEY = re.compile(r"^[\x21-\x2b\x2d-\x7e]+$")  # printable ASCII but space and comma
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_METADATA_KEY = re.compile(r"[\x21-\x2b\x2d-\x7e]+")  # printable ASCII but space and comma
 _UPLOAD_PATH = re.compile(r"/files/([A-Za-z0-9_-]+)/?$")
 METADATA_MAX = 8 * 1024
 
@@ -30,7 +30,7 @@ def parse_int(value: str | None, error: errors.TusError) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    if not _DIGITS.match(value):
+    if not _DIGITS.fullmatch(value):
         raise error
     return int(value)
 
@@ -45,7 +45,7 @@ def parse_metadata(value: str | None) -> Metadata:
     seen: set[str] = set()
     for item in value.split(","):
         parts = item.strip().split(" ")
-        if len(parts) > 2 or not _METADATA_KEY.match(parts[0]):
+        if len(parts) > 2 or not _METADATA_KEY.fullmatch(parts[0]):
             raise errors.INVALID_METADATA.but(f"bad pair {item.strip()[:40]!r}")
         key = parts[0]
         if key in seen:
@@ -55,7 +55,7 @@ def parse_metadata(value: str | None) -> Metadata:
         if encoded is not None:
             try:
                 base64.b64decode(encoded, validate=True)
-            except binascii.Error:
+            except (binascii.Error, ValueError):  # ValueError: characters beyond ASCII
                 raise errors.INVALID_METADATA.but(f"value of {key!r} is not base64") from None
         pairs.append((key, encoded))
     return pairs
@@ -88,7 +88,7 @@ def parse_checksum(value: str | None) -> Checksum | None:
         raise errors.UNSUPPORTED_CHECKSUM.but(f"{algorithm!r}; supported: {' '.join(ALGORITHMS)}")
     try:
         digest = base64.b64decode(encoded, validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: characters beyond ASCII
         raise errors.INVALID_CHECKSUM.but("digest is not base64") from None
     if len(digest) != ALGORITHMS[algorithm]().digest_size:
         raise errors.INVALID_CHECKSUM.but(f"wrong digest length for {algorithm}")
@@ -111,7 +111,10 @@ def parse_concat(value: str | None) -> Concat | None:
         raise errors.INVALID_CONCAT
     ids: list[str] = []
     for url in value[len("final;") :].split():
-        match = _UPLOAD_PATH.search(urlsplit(url).path)
+        try:
+            match = _UPLOAD_PATH.search(urlsplit(url).path)
+        except ValueError:  # urlsplit refuses some malformed URLs (an unclosed "[")
+            match = None
         if match is None:
             raise errors.INVALID_CONCAT.but(f"not an upload URL: {url[:80]!r}")
         ids.append(match.group(1))

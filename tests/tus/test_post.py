@@ -138,3 +138,27 @@ def test_a_second_upload_of_the_same_bytes_is_stored_once(
         assert http.post(target.files_url, headers=headers, content=body).status_code == 201
     files = my_files(http, target, user)
     assert [f["sha256"] for f in files] == [hashlib.sha256(body).hexdigest()]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        # Bytes beyond ASCII (obs-text) pass HTTP parsers; base64 decoding refused them with a
+        # ValueError, which was a 500 (found by tests/unit/test_fuzz_headers.py).
+        ("Upload-Metadata", b"filename \x80\xff", "Upload-Metadata is malformed"),
+        ("Upload-Checksum", b"sha1 \xff", "Upload-Checksum must be"),
+        # urlsplit raises on an unclosed IPv6 bracket: was a 500 too.
+        ("Upload-Concat", b"final;http://[::1/files/abc", "Upload-Concat must be"),
+    ],
+)
+def test_hostile_header_bytes_are_400_not_500(
+    target: Target, user: str, http: httpx.Client, name: str, value: bytes, reason: str
+) -> None:
+    headers: dict[str, str | bytes] = {**target.headers(user, Upload_Length="5"), name: value}
+    if name == "Upload-Checksum":
+        headers["Content-Type"] = OCTETS
+    response = http.post(
+        target.files_url, headers=headers, content=b"hello" if name == "Upload-Checksum" else b""
+    )
+    assert response.status_code == 400, response.text
+    assert response.text.startswith(reason)
