@@ -17,10 +17,11 @@ from app.api import files as files_api
 from app.api import openapi
 from app.api import quotas as quotas_api
 from app.api import uploads as uploads_api
-from app.api.responses import http_error
+from app.api.responses import database_error, http_error
 from app.auth.middleware import BearerAuth
 from app.auth.principal import Principal
 from app.context import Context, open_context
+from app.db import DRIVER_ERRORS
 from app.download import links as download_links
 from app.download import routes as download_routes
 from app.jobs import events, sweeper, tiering
@@ -38,7 +39,8 @@ from app.tus.method_override import MethodOverride
 PUBLIC_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/", "/api/config", "/api/openapi.json"}
 )
-PUBLIC_PREFIXES = ("/assets/",)  # the web page's files
+PUBLIC_PREFIXES = ("/assets/",)
+# the web page's files
 LINK_PREFIXES = ("/download/",)  # where a ?token= download link stands in for a bearer token
 REQUEST_HEADERS = [
     "Authorization",
@@ -150,7 +152,10 @@ def create_app(settings: Settings) -> Starlette:
             *web.routes(settings),
         ],
         middleware=middleware,
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={
+            HTTPException: http_error,
+            **{kind: database_error for kind in DRIVER_ERRORS},
+        },
         lifespan=lifespan,
     )
     return app

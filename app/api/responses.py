@@ -9,6 +9,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from app import db as database
+
 
 def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
@@ -28,3 +30,14 @@ async def json_body(request: Request) -> Any:
         return await request.json()
     except ValueError:
         raise HTTPException(400, "body must be JSON") from None
+
+
+async def database_error(request: Request, exc: Exception) -> Response:
+    """A driver's error: 503 when the database cannot be reached now, else a bug (500)."""
+    if not database.unreachable(exc):
+        raise exc
+    return JSONResponse(
+        {"error": "database unavailable; retry later"},
+        status_code=503,
+        headers={"Retry-After": "5", "Cache-Control": "no-store"},
+    )

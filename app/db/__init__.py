@@ -10,10 +10,18 @@ import sqlite3
 from typing import Any
 
 import anyio
+import asyncpg
 import sqlalchemy as sa
 from databases import Database
 from sqlalchemy.dialects import postgresql, sqlite
 
+# What the drivers raise when the database may be unreachable (``unreachable`` decides).
+DRIVER_ERRORS = (
+    OSError,  # refused, reset, timed out
+    sqlite3.OperationalError,  # "database is locked" — or a wrong query
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,  # a connection of the pool that died
+)
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 WAL_ATTEMPTS = 100
 
@@ -29,6 +37,14 @@ async def connect(url: str) -> Database:
         db = Database(url, min_size=1, max_size=20)
         await db.connect()
     return db
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be used right now (a 503 to retry), rather than
+    that the gateway asked something wrong (a bug: a 500)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return "locked" in str(exc) or "unable to open" in str(exc)
+    return isinstance(exc, DRIVER_ERRORS)
 
 
 def is_sqlite(db: Database) -> bool:

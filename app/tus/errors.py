@@ -11,6 +11,7 @@ import logging
 
 from starlette.responses import Response
 
+from app import db as database
 from app import metrics
 from app.locks.base import LockTimeout, LockUnavailable
 from app.quota.storage import QuotaExceeded
@@ -65,6 +66,7 @@ LOCKED = TusError(423, "upload is being written by another request; retry shortl
 STORE_UNAVAILABLE = TusError(503, "storage unavailable; retry later", {"Retry-After": "5"})
 LOCKS_UNAVAILABLE = TusError(503, "lock service unavailable; retry later", {"Retry-After": "5"})
 STORE_FULL = TusError(507, "storage full")
+DATABASE_UNAVAILABLE = TusError(503, "database unavailable; retry later", {"Retry-After": "5"})
 SHUTTING_DOWN = TusError(
     503, "this instance is shutting down; retry (another one answers)", {"Retry-After": "1"}
 )
@@ -85,6 +87,8 @@ def to_tus_error(exc: Exception) -> TusError | None:
         return STORE_FULL
     if isinstance(exc, StorageError):
         return STORE_UNAVAILABLE
+    if database.unreachable(exc):
+        return DATABASE_UNAVAILABLE
     return None
 
 

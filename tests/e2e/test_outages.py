@@ -12,7 +12,7 @@ import httpx
 from tests.download.client import fetch, store
 from tests.faults import Cuttable
 from tests.gateways import StartTarget
-from tests.services import MotoServer
+from tests.services import MotoServer, PostgresServer
 from tests.tus.client import OCTETS, create, offset
 
 MiB = 1024 * 1024
@@ -47,3 +47,32 @@ def test_an_s3_outage_is_503_and_uploads_complete_after_it(
         done = http.get(f"{target.url}/api/uploads/{upload_id}", headers=target.headers(user))
         assert done.json()["sha256"] == hashlib.sha256(body).hexdigest()
         assert fetch(http, target, user, checksum).content == stored
+
+
+def test_a_database_outage_is_503_and_uploads_complete_after_it(
+    start: StartTarget, postgres: PostgresServer, user: str, http: httpx.Client
+) -> None:
+    with Cuttable(postgres.port) as proxy:
+        url_of_db = postgres.new_database().replace(f":{postgres.port}/", f":{proxy.port}/")
+        target = start("services", TUSGATE_DATABASE_URL=url_of_db)
+        body = os.urandom(2 * MiB)
+        url = create(http, target, user, len(body))
+        headers = target.headers(user, Upload_Offset="0", Content_Type=OCTETS)
+        assert http.patch(url, headers=headers, content=body[:MiB]).status_code == 204
+        proxy.cut()
+        during = [
+            http.head(url, headers=target.headers(user)),
+            http.get(f"{target.url}/api/files", headers=target.headers(user)),
+            http.post(target.files_url, headers=target.headers(user, Upload_Length="5")),
+        ]
+        for response in during:
+            assert response.status_code == 503, response.text
+            assert int(response.headers["retry-after"]) >= 1
+        proxy.restore()
+        resumed = offset(http, target, user, url)
+        assert resumed == MiB
+        headers = target.headers(user, Upload_Offset=str(resumed), Content_Type=OCTETS)
+        assert http.patch(url, headers=headers, content=body[resumed:]).status_code == 204
+        upload_id = url.rsplit("/", 1)[1]
+        done = http.get(f"{target.url}/api/uploads/{upload_id}", headers=target.headers(user))
+        assert done.json()["sha256"] == hashlib.sha256(body).hexdigest()
