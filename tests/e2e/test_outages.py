@@ -12,7 +12,7 @@ import httpx
 from tests.download.client import fetch, store
 from tests.faults import Cuttable
 from tests.gateways import StartTarget
-from tests.services import MotoServer, PostgresServer
+from tests.services import MotoServer, PostgresServer, RedisServer
 from tests.tus.client import OCTETS, create, offset
 
 MiB = 1024 * 1024
@@ -73,6 +73,31 @@ def test_a_database_outage_is_503_and_uploads_complete_after_it(
         assert resumed == MiB
         headers = target.headers(user, Upload_Offset=str(resumed), Content_Type=OCTETS)
         assert http.patch(url, headers=headers, content=body[resumed:]).status_code == 204
+        upload_id = url.rsplit("/", 1)[1]
+        done = http.get(f"{target.url}/api/uploads/{upload_id}", headers=target.headers(user))
+        assert done.json()["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_a_redis_outage_refuses_writes_and_they_resume_after_it(
+    start: StartTarget, redis_server: RedisServer, user: str, http: httpx.Client
+) -> None:
+    with Cuttable(redis_server.port) as proxy:
+        target = start("services", TUSGATE_REDIS_URL=f"redis://127.0.0.1:{proxy.port}/1")
+        body = os.urandom(2 * MiB)
+        url = create(http, target, user, len(body))
+
+        def patch(start_at: int, end: int) -> httpx.Response:
+            headers = target.headers(user, Upload_Offset=str(start_at), Content_Type=OCTETS)
+            return http.patch(url, headers=headers, content=body[start_at:end])
+
+        assert patch(0, MiB).status_code == 204
+        proxy.cut()
+        refused = patch(MiB, len(body))
+        assert refused.status_code == 503, refused.text  # no lock, no writer: never two
+        assert int(refused.headers["retry-after"]) >= 1
+        assert offset(http, target, user, url) == MiB  # HEAD needs no lock
+        proxy.restore()
+        assert patch(MiB, len(body)).status_code == 204
         upload_id = url.rsplit("/", 1)[1]
         done = http.get(f"{target.url}/api/uploads/{upload_id}", headers=target.headers(user))
         assert done.json()["sha256"] == hashlib.sha256(body).hexdigest()
