@@ -118,7 +118,7 @@ def create_app(settings: Settings) -> Starlette:
         Middleware(
             DrainBody,
             idle_timeout=settings.patch_idle_timeout_seconds,
-            skip=shutting_down,
+            hurry=shutting_down,
         ),
         Middleware(
             CORSMiddleware,
