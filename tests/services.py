@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -504,6 +505,11 @@ class Gateway(_Service):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         return proc.returncode
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        """The JSON log lines written so far; a line still being written is left out."""
+        complete = self.log_path.read_text().split("\n")[:-1]
+        return [json.loads(line) for line in complete if line.startswith("{")]
 
     def rss_bytes(self) -> int:
         """Resident memory of the gateway's main process now, from /proc."""

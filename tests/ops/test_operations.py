@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import time
+from typing import Any
 
 import httpx
 import redis
@@ -41,12 +42,8 @@ def _metric(text: str, name: str, **labels: str) -> float:
     return float(match.group(1))
 
 
-def _log_lines(target: Target) -> list[dict[str, object]]:
-    lines = []
-    for line in target.gateway.log_path.read_text().splitlines():
-        if line.startswith("{"):
-            lines.append(json.loads(line))
-    return lines
+def _log_lines(target: Target) -> list[dict[str, Any]]:
+    return target.gateway.json_lines()
 
 
 def test_metrics_count_what_happened(target: Target, user: str, http: httpx.Client) -> None:
@@ -164,6 +161,11 @@ def test_forwarded_headers_count_from_trusted_proxies_only(
         trusting.files_url, headers={**trusting.headers(user, Upload_Length="3"), **forwarded}
     )
     assert response.headers["location"].startswith("https://files.example.org/files/")
+    # The line is written once the answer is out: wait for it rather than race it.
+    wait_for(
+        lambda: any(line.get("route") == "/files/" for line in _log_lines(trusting)),
+        "the creation's log line",
+    )
     lines = [line for line in _log_lines(trusting) if line.get("route") == "/files/"]
     assert lines[-1]["client"] == "203.0.113.7"
 

@@ -195,8 +195,7 @@ def test_sigterm_during_uploads_loses_no_acknowledged_byte_and_clients_resume(
     assert "PATCH /files/" in access
     assert "token=" not in access
     nginx_ids = {line.split()[-1] for line in access.splitlines()}
-    lines = survivor.log_path.read_text().splitlines()
-    logged = [json.loads(line) for line in lines if line.startswith("{")]
+    logged = survivor.json_lines()
     assert nginx_ids & {line.get("request_id") for line in logged}  # one id, end to end
     stream = stack.target.env["TUSGATE_EVENTS_STREAM"]
     events = redis.Redis.from_url(stack.target.env["TUSGATE_REDIS_URL"])
