@@ -21,6 +21,7 @@ from tests.download.cold import (
     tier,
 )
 from tests.gateways import StartTarget, Target, new_user
+from tests.tus.client import wait_for
 
 KiB = 1024
 
@@ -73,7 +74,7 @@ def test_a_cold_file_is_restored_once_then_served_from_the_cache(
     # A cache hit: the right bytes again (a range too), and no second restore.
     assert fetch(http, target, user, checksum, {"Range": "bytes=10-19"}).content == body[10:20]
     assert fetch(http, target, user, checksum).content == body
-    assert _restores(http, target, checksum) == 1
+    wait_for(lambda: _restores(http, target, checksum) == 1, "one restore, audited")
     assert len(gateway.objects("cache")) == 1
 
     # The last owner leaves: the cold copy and the cached one go too.

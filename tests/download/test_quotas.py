@@ -64,7 +64,8 @@ def test_simultaneous_downloads_are_limited_and_an_aborted_one_frees_its_slot(
     response = fetch(http, target, user, checksum)
     assert response.status_code == 200
     assert len(response.content) == 16 * MiB
-    assert _usage(http, target, user)["downloads_in_progress"] == 0
+    # A completed download frees its slot too (once its answer has ended on the server).
+    wait_for(lambda: _usage(http, target, user)["downloads_in_progress"] == 0, "the release")
 
 
 def test_downloads_are_counted_once_per_file_and_resuming_does_not_count(

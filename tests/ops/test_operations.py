@@ -53,7 +53,15 @@ def test_metrics_count_what_happened(target: Target, user: str, http: httpx.Clie
     assert fetch(http, target, user, checksum).status_code == 200
     after = http.get(f"{target.url}/metrics")
     assert after.headers["content-type"].startswith("text/plain")
-    text = after.text
+    sent = "tusgate_sent_bytes_total"
+    # A request is counted when its answer has ended, which the client may see first.
+    wait_for(
+        lambda: (
+            _metric(http.get(f"{target.url}/metrics").text, sent) >= _metric(before, sent) + MiB
+        ),
+        "the download to be counted",
+    )
+    text = http.get(f"{target.url}/metrics").text
     for name in ("tusgate_uploads_created_total", "tusgate_uploads_completed_total"):
         assert _metric(text, name) >= _metric(before, name) + 1
     assert (
