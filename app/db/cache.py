@@ -209,12 +209,6 @@ async def expired(
     return [_entry(row) for row in rows]
 
 
-async def used(db: Database) -> int:
-    return int(
-        await db.fetch_val(sa.select(sa.func.coalesce(sa.func.sum(cache_entries.c.size), 0)))
-    )
-
-
 async def _lock(db: Database) -> None:
     if db.url.dialect == "postgresql":
         await db.execute(f"SELECT pg_advisory_xact_lock({_LOCK_ID})")

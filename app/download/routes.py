@@ -25,7 +25,7 @@ from app.context import Context
 from app.db import audit, downloads
 from app.db import cache as cache_queries
 from app.db.audit import Event
-from app.db.cache import CacheFull
+from app.db.cache import CacheEntry, CacheFull
 from app.db.downloads import FileView, StoredCopy
 from app.db.files import ONLINE
 from app.download import access
@@ -57,10 +57,11 @@ async def download(request: Request) -> Response:
         return Response(status_code=200, headers=headers)
 
     copies = await downloads.copies(ctx.db, sha256)
-    if (await restore.availability(ctx, sha256, copies)).available:
+    state = await restore.availability(ctx, sha256, copies)
+    if state.available:
         slot = await _take_slot(ctx, reader, served)
         try:
-            opened = await _open(ctx, sha256, copies, served)
+            opened = await _open(ctx, sha256, copies, served, state.entry)
             if opened is not None:
                 await _record(ctx.db, reader, view, served, opened[0])
         except BaseException:
@@ -89,13 +90,16 @@ async def _take_slot(ctx: Context, reader: Reader, served: Span) -> Slot:
 
 
 async def _open(
-    ctx: Context, sha256: str, copies: list[StoredCopy], served: Span
+    ctx: Context, sha256: str, copies: list[StoredCopy], served: Span, entry: CacheEntry | None
 ) -> tuple[str, AsyncGenerator[bytes, None]] | None:
-    """The bytes of the best hot copy, else of the cache's; with the location they come from."""
+    """The bytes of the best hot copy, else of the cache's; with the location they come from.
+    ``entry`` is the cache's, if availability looked it up (it does not when hot copies exist,
+    and the cache is asked only if they all fail)."""
     opened = await open_copy(ctx, hot_copies(copies, ctx.settings), served)
     if opened is not None:
         return opened[0].location, opened[1]
-    entry = await cache_queries.get(ctx.db, sha256)
+    if entry is None:
+        entry = await cache_queries.get(ctx.db, sha256)
     if entry is None or not entry.readable(now()):
         return None
     cached = await open_copy(ctx, [StoredCopy(CACHE, entry.store_key, ONLINE)], served)

@@ -47,11 +47,16 @@ log = logging.getLogger("tusgate.restore")
 @dataclass(frozen=True)
 class Availability:
     state: str
-    expires_at: datetime | None = None  # a cached copy's expiry
+    entry: CacheEntry | None = None  # the cache's entry, when it was looked up
 
     @property
     def available(self) -> bool:
         return self.state in (ONLINE, CACHED)
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """When the cached copy leaves the cache."""
+        return self.entry.expires_at if self.state == CACHED and self.entry else None
 
 
 def stale_after(settings: Settings) -> timedelta:
@@ -70,12 +75,12 @@ async def availability(ctx: Context, sha256: str, copies: Sequence[StoredCopy]) 
     moment = now()
     entry = await cache_queries.get(ctx.db, sha256)
     if entry is not None and entry.readable(moment):
-        return Availability(CACHED, entry.expires_at)
+        return Availability(CACHED, entry)
     if not cold_copies(copies, ctx.settings):
-        return Availability(UNAVAILABLE)
+        return Availability(UNAVAILABLE, entry)
     if entry is not None and entry.state == RESTORING and not _stale(ctx, entry, moment):
-        return Availability(RESTORING_STATE)
-    return Availability(COLD)
+        return Availability(RESTORING_STATE, entry)
+    return Availability(COLD, entry)
 
 
 async def start(ctx: Context, sha256: str, size: int, copies: Sequence[StoredCopy]) -> None:

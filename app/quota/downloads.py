@@ -92,7 +92,7 @@ def check(limits: Limits, now: float, state: State, size: int, counted: bool) ->
     budget = limits.max_download_bytes
     if budget is None:
         return
-    used = sum(size for _, size in state.window)
+    used = state.usage().window_bytes
     if used + size <= budget:
         return
     retry = None
@@ -117,6 +117,9 @@ class State:
     downloads: int = 0
     active: set[str] = field(default_factory=set)
     window: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def usage(self) -> Usage:
+        return Usage(self.downloads, len(self.active), sum(size for _, size in self.window))
 
 
 class Meter(Protocol):
@@ -163,7 +166,7 @@ class MemoryMeter:
 
     async def usage(self, user: str, window_seconds: int) -> Usage:
         state = self._fresh(user, time.time(), window_seconds)
-        return Usage(state.downloads, len(state.active), sum(size for _, size in state.window))
+        return state.usage()
 
     async def close(self) -> None:
         pass
@@ -222,7 +225,7 @@ class RedisMeter:
 
     async def usage(self, user: str, window_seconds: int) -> Usage:
         state = await self._state(self._client, user, time.time(), window_seconds)
-        return Usage(state.downloads, len(state.active), sum(size for _, size in state.window))
+        return state.usage()
 
     async def close(self) -> None:
         await self._client.aclose()
