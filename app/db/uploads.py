@@ -182,6 +182,18 @@ async def finish(
     )
 
 
+async def finals_waiting_for(db: Database, partial: Upload) -> list[Upload]:
+    """The owner's unfinished final uploads that name ``partial`` (concatenation-unfinished)."""
+    rows = await db.fetch_all(
+        uploads.select()
+        .where(uploads.c.owner == partial.owner)
+        .where(uploads.c.concat == "final")
+        .where(uploads.c.state == RECEIVING)
+    )
+    waiting = (_from_row(row) for row in rows)
+    return [final for final in waiting if partial.id in (final.partials or [])]
+
+
 async def set_reserved(db: Database, upload_id: str, reserved: int) -> None:
     await db.execute(uploads.update().where(uploads.c.id == upload_id).values(reserved=reserved))
 

@@ -1,21 +1,31 @@
-"""The concatenation extension: a final upload assembled from finished partial uploads.
+"""The concatenation extensions: a final upload assembled from partial uploads.
 
 The store joins the objects itself (S3 UploadPartCopy, kernel copy on a filesystem), so the
 bytes do not travel through Python; only the SHA-256 of the result is read back.
+
+With ``concatenation-unfinished`` a final upload may name partial uploads still in progress
+(tus-js-client's ``parallelUploads`` can do that). It is then assembled when its last partial
+finishes, by the request that finished it; a HEAD on the final upload retries an assembly that a
+crash or a store error cut short.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
+from dataclasses import replace
 
 from app.auth.principal import Principal
 from app.context import Context
 from app.db import uploads as queries
-from app.db.uploads import DONE, RECEIVING, Upload
+from app.db.uploads import COMPLETING, DONE, RECEIVING, Upload
+from app.locks.base import LockTimeout
 from app.quota import storage as storage_quota
 from app.storage.base import Concatenator, Source
 from app.tus import errors, lifecycle
 from app.tus.headers import metadata_text, parse_metadata
+
+log = logging.getLogger("tusgate.tus.concat")
 
 
 async def create_final(
@@ -25,11 +35,11 @@ async def create_final(
     if not isinstance(store, Concatenator):
         raise errors.INVALID_CONCAT.but("this store cannot concatenate")
     found = await queries.get_many(ctx.db, list(partial_ids))
-    sources = [
-        _source(found.get(upload_id), upload_id, principal, store.name) for upload_id in partial_ids
-    ]
-    length = sum(source.size for source in sources)
-    lifecycle.check_length(ctx, length)
+    partials = [_partial(found.get(i), i, principal, store.name) for i in partial_ids]
+    lengths = [partial.length for partial in partials]
+    length = None if None in lengths else sum(length or 0 for length in lengths)
+    if length is not None:
+        lifecycle.check_length(ctx, length)
     await storage_quota.admit(ctx.db, ctx.settings, principal.id, length)
     pairs = parse_metadata(metadata)
     upload_id = secrets.token_urlsafe(24)
@@ -50,19 +60,63 @@ async def create_final(
         content_type=metadata_text(pairs, "filetype", "type", "contentType"),
         concat="final",
         partials=list(partial_ids),
-        reserved=length,
+        reserved=length or 0,
     )
     await lifecycle.insert(ctx, upload, principal)
-    await store.concatenate(held, sources)
-    await queries.advance(ctx.db, upload, length, expires_at=None, length=length, reserved=length)
-    return await lifecycle.complete(ctx, upload, running=None)
+    return await assemble(ctx, upload.id) or upload
 
 
-def _source(partial: Upload | None, upload_id: str, principal: Principal, location: str) -> Source:
+def _partial(partial: Upload | None, upload_id: str, principal: Principal, location: str) -> Upload:
     if partial is None or partial.owner != principal.id or not partial.is_partial:
         raise errors.PARTIAL_NOT_FOUND.but(upload_id)
-    if partial.state != DONE or partial.store_key is None or partial.length is None:
-        raise errors.PARTIAL_NOT_FINISHED.but(upload_id)
+    if partial.state not in (RECEIVING, COMPLETING, DONE) or partial.store_key is None:
+        raise errors.PARTIAL_NOT_FOUND.but(f"{upload_id} has ended")
     if partial.location != location:
         raise errors.PARTIAL_NOT_FOUND.but(f"{upload_id} lies in another location")
-    return Source(key=partial.store_key, size=partial.length)
+    return partial
+
+
+async def assemble(ctx: Context, final_id: str) -> Upload | None:
+    """Join a final upload whose partials are all finished; None while it must wait.
+
+    Under the final upload's lock, taken without waiting: whoever holds it is assembling it.
+    """
+    try:
+        async with ctx.locker.hold(final_id, wait=0, request_release=False):
+            final = await queries.get(ctx.db, final_id)
+            if final is None or final.state != RECEIVING:
+                return None
+            found = await queries.get_many(ctx.db, final.partials or [])
+            partials = [found.get(i) for i in final.partials or []]
+            sources = [
+                Source(key=p.store_key, size=p.length)
+                for p in partials
+                if p is not None and p.state == DONE and p.store_key and p.length is not None
+            ]
+            if len(sources) != len(partials):
+                return None
+            length = sum(source.size for source in sources)
+            store = ctx.stores[final.location]
+            if not isinstance(store, Concatenator):
+                raise errors.INVALID_CONCAT.but("this store cannot concatenate")
+            await store.concatenate(lifecycle.stored(final), sources)
+            await queries.advance(
+                ctx.db, final, length, expires_at=None, length=length, reserved=length
+            )
+            assembled = replace(final, offset=length, length=length, state=COMPLETING)
+            return await lifecycle.complete(ctx, assembled, running=None)
+    except LockTimeout:
+        return None
+
+
+async def assemble_waiting(ctx: Context, partial: Upload) -> None:
+    """After ``partial`` finished: assemble the final uploads that were waiting for it.
+
+    The partial's own request has succeeded whatever happens here, so a failure is logged and
+    left for a HEAD on the final upload to retry.
+    """
+    for final in await queries.finals_waiting_for(ctx.db, partial):
+        try:
+            await assemble(ctx, final.id)
+        except Exception:
+            log.exception("assembling final upload %s failed; a HEAD on it retries", final.id)

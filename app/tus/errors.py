@@ -54,7 +54,6 @@ INCOMPLETE_CHECKED_BODY = TusError(
 )
 INVALID_CONCAT = TusError(400, "Upload-Concat must be 'partial' or 'final;<url> <url> ...'")
 PARTIAL_NOT_FOUND = TusError(400, "a partial upload named in Upload-Concat does not exist")
-PARTIAL_NOT_FINISHED = TusError(400, "a partial upload named in Upload-Concat is not finished")
 INVALID_CONTENT_TYPE = TusError(415, "Content-Type must be application/offset+octet-stream")
 INVALID_CONTENT_LENGTH = TusError(400, "Content-Length must be a non-negative integer")
 OFFSET_MISMATCH = TusError(409, "Upload-Offset does not match the upload's offset")

@@ -21,7 +21,7 @@ from app.db.uploads import COMPLETING, DONE, RECEIVING, Upload
 from app.locks.base import LockTimeout
 from app.quota import storage as storage_quota
 from app.storage.base import Writer
-from app.tus import checksum, errors, lifecycle
+from app.tus import checksum, concat, errors, lifecycle
 from app.tus.body import BodyReader, End
 from app.tus.checksum import ALGORITHMS, Hash
 from app.tus.headers import Checksum
@@ -79,10 +79,12 @@ async def _write(ctx: Context, upload_id: str, principal: Principal, chunk: Chun
                     await queries.set_reserved(ctx.db, upload.id, upload.offset)
                 raise
         if upload.state == COMPLETING:
-            return await lifecycle.complete(ctx, upload, running=running)
-        if running is not None:
+            upload = await lifecycle.complete(ctx, upload, running=running)
+        elif running is not None:
             ctx.hashes.put(upload.id, upload.offset, running)
-        return upload
+    if upload.is_partial and upload.state == DONE:
+        await concat.assemble_waiting(ctx, upload)
+    return upload
 
 
 def _already_complete(upload: Upload, chunk: Chunk) -> Upload:

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from app.auth.principal import Principal, of_request
 from app.context import Context
-from app.db.uploads import DONE, Upload
+from app.db.uploads import DONE, RECEIVING, Upload
 from app.storage.base import Concatenator
 from app.tus import concat, errors, lifecycle, receive
 from app.tus.body import BodyReader
@@ -77,7 +77,7 @@ async def options(request: Request) -> Response:
     ctx = _context(request)
     extensions = list(EXTENSIONS)
     if isinstance(ctx.upload_store, Concatenator):
-        extensions.append("concatenation")
+        extensions += ["concatenation", "concatenation-unfinished"]
     headers = {
         "Tus-Version": TUS_VERSION,
         "Tus-Extension": ",".join(extensions),
@@ -150,12 +150,17 @@ def _chunk(request: Request, offset: int, length: int | None = None) -> receive.
 
 @tus_endpoint
 async def head(request: Request) -> Response:
-    upload = await lifecycle.current(
-        _context(request), request.path_params["upload_id"], _principal(request)
-    )
-    headers = {"Upload-Offset": str(upload.offset), "Cache-Control": "no-store"}
+    ctx = _context(request)
+    upload = await lifecycle.current(ctx, request.path_params["upload_id"], _principal(request))
+    if upload.is_final and upload.state == RECEIVING:
+        upload = await concat.assemble(ctx, upload.id) or upload
+    headers = {"Cache-Control": "no-store"}
+    if not (upload.is_final and upload.state == RECEIVING):
+        # A final upload has no offset until it is assembled (concatenation-unfinished).
+        headers["Upload-Offset"] = str(upload.offset)
     if upload.length is None:
-        headers["Upload-Defer-Length"] = "1"
+        if not upload.is_final:  # a final upload's length waits for its partials, not for us
+            headers["Upload-Defer-Length"] = "1"
     else:
         headers["Upload-Length"] = str(upload.length)
     if upload.metadata:

@@ -49,17 +49,45 @@ def test_partial_uploads_are_not_files(target: Target, user: str, http: httpx.Cl
     assert listed == []
 
 
-def test_unfinished_or_foreign_partials_are_refused(
+def test_foreign_ended_or_plain_uploads_are_refused_as_partials(
     target: Target, user: str, http: httpx.Client
 ) -> None:
     done = _partial(http, target, user, b"done")
-    unfinished = create(http, target, user, 10, Upload_Concat="partial")
-    response = _final(http, target, user, [done, unfinished])
-    assert response.status_code == 400
-    assert "not finished" in response.text
     foreign = _partial(http, target, new_user(), b"theirs")
     response = _final(http, target, user, [done, foreign])
     assert response.status_code == 400
     assert "does not exist" in response.text
     plain = create(http, target, user, 0)
     assert _final(http, target, user, [done, plain]).status_code == 400
+    ended = create(http, target, user, 10, Upload_Concat="partial")
+    assert http.delete(ended, headers=target.headers(user)).status_code == 204
+    response = _final(http, target, user, [done, ended])
+    assert response.status_code == 400
+    assert "has ended" in response.text
+
+
+def test_final_upload_waits_for_unfinished_partials(
+    target: Target, user: str, http: httpx.Client
+) -> None:
+    """concatenation-unfinished: the final upload is assembled when its last partial finishes."""
+    options = http.options(target.files_url, headers=target.headers(user))
+    assert "concatenation-unfinished" in options.headers["tus-extension"].split(",")
+    pieces = [os.urandom(5 * 1024 * 1024 + 3), os.urandom(4096)]
+    first = _partial(http, target, user, pieces[0])
+    second = create(http, target, user, None, Upload_Concat="partial")  # length still unknown
+    response = _final(http, target, user, [first, second])
+    assert response.status_code == 201, response.text
+    final = response.headers["location"]
+    waiting = head(http, target, user, final)
+    assert waiting.status_code == 200
+    assert "upload-offset" not in waiting.headers  # undefined until assembled
+    assert "upload-length" not in waiting.headers
+    assert upload_info(http, target, user, final)["state"] == "receiving"
+    answer = patch(http, target, user, second, 0, pieces[1], Upload_Length=str(len(pieces[1])))
+    assert answer.status_code == 204
+    info = upload_info(http, target, user, final)  # assembled by the PATCH that finished it
+    assert info["state"] == "done"
+    assert info["sha256"] == sha256(b"".join(pieces))
+    described = head(http, target, user, final)
+    assert described.headers["upload-offset"] == described.headers["upload-length"]
+    assert described.headers["upload-length"] == str(sum(map(len, pieces)))

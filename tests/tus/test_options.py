@@ -23,6 +23,7 @@ def test_discovery_lists_version_extensions_and_limits(
         "termination",
         "checksum",
         "concatenation",
+        "concatenation-unfinished",
     }
     assert int(response.headers["tus-max-size"]) == 1024**3
     assert {"sha1", "md5", "sha256"} <= set(response.headers["tus-checksum-algorithm"].split(","))
