@@ -32,6 +32,7 @@ from app.jobs.tiering import tier
 from app.middleware.access import RequestLog
 from app.middleware.drain import DrainBody
 from app.middleware.proxy import ForwardedHeaders
+from app.resumable import routes as resumable_routes
 from app.settings import Settings
 from app.tus import routes as tus_routes
 from app.tus.method_override import MethodOverride
@@ -44,14 +45,19 @@ PUBLIC_PREFIXES = ("/assets/",)
 LINK_PREFIXES = ("/download/",)  # where a ?token= download link stands in for a bearer token
 REQUEST_HEADERS = [
     "Authorization",
+    "Content-Digest",
+    "Content-Disposition",
     "Content-Type",
     "If-None-Match",
     "If-Range",
     "Range",
     "Tus-Resumable",
+    "Repr-Digest",
     "Upload-Checksum",
+    "Upload-Complete",
     "Upload-Concat",
     "Upload-Defer-Length",
+    "Upload-Draft-Interop-Version",
     "Upload-Length",
     "Upload-Metadata",
     "Upload-Offset",
@@ -65,16 +71,20 @@ RESPONSE_HEADERS = [
     "Content-Range",
     "ETag",
     "Location",
+    "Repr-Digest",
     "Retry-After",
     "Tus-Checksum-Algorithm",
     "Tus-Extension",
     "Tus-Max-Size",
     "Tus-Resumable",
     "Tus-Version",
+    "Upload-Complete",
     "Upload-Concat",
     "Upload-Defer-Length",
+    "Upload-Draft-Interop-Version",
     "Upload-Expires",
     "Upload-Length",
+    "Upload-Limit",
     "Upload-Metadata",
     "Upload-Offset",
 ]
@@ -142,6 +152,7 @@ def create_app(settings: Settings) -> Starlette:
             *operations.routes,
             *openapi.routes,
             *tus_routes.routes,
+            *resumable_routes.routes,
             *uploads_api.routes,
             *availability_api.routes,
             *files_api.routes,

@@ -121,6 +121,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX cache_entries_read ON cache_entries (state, last_read_at)",
         ],
     ),
+    (
+        4,
+        "the digest a resumable upload must match",
+        ["ALTER TABLE uploads ADD COLUMN expected_sha256 TEXT"],
+    ),
 ]
 
 _TYPES = {

@@ -73,6 +73,8 @@ uploads = sa.Table(
     # Bytes this upload counts against its owner's storage quota while unfinished: the length,
     # or for a deferred length what it holds plus what the PATCH in progress may add.
     sa.Column("reserved", sa.BigInteger, nullable=False, server_default="0"),
+    # SHA-256 the client announced (Repr-Digest); a completed upload must match it
+    sa.Column("expected_sha256", sa.Text),
 )
 
 files = sa.Table(

@@ -41,6 +41,7 @@ class Upload:
     sha256: str | None = None
     completed_at: datetime | None = None
     reserved: int = 0
+    expected_sha256: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -71,6 +72,7 @@ def _from_row(row: Any) -> Upload:
         sha256=row["sha256"],
         completed_at=row["completed_at"],
         reserved=row["reserved"],
+        expected_sha256=row["expected_sha256"],
     )
 
 
@@ -95,6 +97,7 @@ async def insert(db: Database, upload: Upload) -> None:
             expires_at=upload.expires_at,
             completed_at=upload.completed_at,
             reserved=upload.reserved,
+            expected_sha256=upload.expected_sha256,
         )
     )
 

@@ -24,15 +24,27 @@ log = logging.getLogger("tusgate.tus")
 class TusError(Exception):
     """A protocol error: a status and a one-line reason (and headers the spec requires)."""
 
-    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        headers: dict[str, str] | None = None,
+        problem: str | None = None,
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.headers = headers or {}
+        self.problem = problem  # its registered problem type (RFC 9457), where one exists
 
     def but(self, detail: str) -> TusError:
         """The same error with a more precise reason."""
-        return TusError(self.status, f"{self.reason}: {detail}", self.headers)
+        return TusError(self.status, f"{self.reason}: {detail}", self.headers, self.problem)
+
+
+PROBLEM_TYPES = "https://iana.org/assignments/http-problem-types#"
+MISMATCHING_OFFSET = PROBLEM_TYPES + "mismatching-upload-offset"
+INCONSISTENT_LENGTH = PROBLEM_TYPES + "inconsistent-upload-length"
 
 
 UNSUPPORTED_VERSION = TusError(412, "unsupported version", {"Tus-Version": TUS_VERSION})
@@ -40,8 +52,15 @@ INVALID_OFFSET = TusError(400, "Upload-Offset must be a non-negative integer")
 INVALID_LENGTH = TusError(400, "Upload-Length must be a non-negative integer")
 MISSING_LENGTH = TusError(400, "Upload-Length or Upload-Defer-Length: 1 is required")
 INVALID_DEFER_LENGTH = TusError(400, "Upload-Defer-Length must be 1, without Upload-Length")
-LENGTH_ALREADY_SET = TusError(400, "Upload-Length is already set and cannot change")
-LENGTH_BELOW_OFFSET = TusError(400, "Upload-Length is smaller than the bytes already received")
+LENGTH_ALREADY_SET = TusError(
+    400, "Upload-Length is already set and cannot change", problem=INCONSISTENT_LENGTH
+)
+LENGTH_BELOW_OFFSET = TusError(
+    400, "Upload-Length is smaller than the bytes already received", problem=INCONSISTENT_LENGTH
+)
+LENGTH_DISAGREES = TusError(
+    400, "the upload's length and the body that completes it disagree", problem=INCONSISTENT_LENGTH
+)
 TOO_SMALL = TusError(400, "Upload-Length is below the minimum size")
 TOO_LARGE = TusError(413, "Upload-Length exceeds Tus-Max-Size")
 BODY_TOO_LARGE = TusError(413, "body runs past the upload's length")
@@ -49,6 +68,9 @@ INVALID_METADATA = TusError(400, "Upload-Metadata is malformed")
 INVALID_CHECKSUM = TusError(400, "Upload-Checksum must be '<algorithm> <base64 digest>'")
 UNSUPPORTED_CHECKSUM = TusError(400, "unsupported checksum algorithm")
 CHECKSUM_MISMATCH = TusError(460, "checksum mismatch")
+DIGEST_MISMATCH = TusError(
+    400, "the upload's SHA-256 differs from the digest announced for it; it was discarded"
+)
 INCOMPLETE_CHECKED_BODY = TusError(
     460, "body ended early; a checksummed chunk is kept whole or not"
 )
@@ -56,7 +78,9 @@ INVALID_CONCAT = TusError(400, "Upload-Concat must be 'partial' or 'final;<url> 
 PARTIAL_NOT_FOUND = TusError(400, "a partial upload named in Upload-Concat does not exist")
 INVALID_CONTENT_TYPE = TusError(415, "Content-Type must be application/offset+octet-stream")
 INVALID_CONTENT_LENGTH = TusError(400, "Content-Length must be a non-negative integer")
-OFFSET_MISMATCH = TusError(409, "Upload-Offset does not match the upload's offset")
+OFFSET_MISMATCH = TusError(
+    409, "Upload-Offset does not match the upload's offset", problem=MISMATCHING_OFFSET
+)
 PATCH_FINAL = TusError(403, "a final upload is assembled from its partial uploads: no PATCH")
 NOT_FOUND = TusError(404, "upload not found")
 EXPIRED = TusError(410, "upload expired")
@@ -69,6 +93,12 @@ DATABASE_UNAVAILABLE = TusError(503, "database unavailable; retry later", {"Retr
 SHUTTING_DOWN = TusError(
     503, "this instance is shutting down; retry (another one answers)", {"Retry-After": "1"}
 )
+
+# The IETF draft's own (app/resumable): same uploads, other fields.
+MISSING_COMPLETE = TusError(400, "Upload-Complete must be ?0 or ?1")
+MISSING_DRAFT_OFFSET = TusError(400, "Upload-Offset must be a non-negative integer")
+INVALID_PARTIAL_TYPE = TusError(415, "Content-Type must be application/partial-upload")
+UNSUPPORTED_INTEROP = TusError(400, "unsupported Upload-Draft-Interop-Version")
 
 
 def to_tus_error(exc: Exception) -> TusError | None:

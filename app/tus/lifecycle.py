@@ -17,6 +17,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from app.auth.principal import Principal
 from app.context import Context
@@ -40,6 +41,7 @@ class NewUpload:
     length: int | None  # None: deferred
     metadata: str  # the Upload-Metadata header, validated
     partial: bool = False
+    expected_sha256: str | None = None  # the whole upload's digest, announced by the client
 
 
 def now() -> datetime:
@@ -100,6 +102,7 @@ async def create(ctx: Context, principal: Principal, new: NewUpload) -> Upload:
         content_type=metadata_text(pairs, "filetype", "type", "contentType"),
         concat="partial" if new.partial else None,
         reserved=new.length or 0,
+        expected_sha256=new.expected_sha256,
     )
     await insert(ctx, upload, principal)
     if new.length == 0:
@@ -178,6 +181,8 @@ async def complete(ctx: Context, upload: Upload, *, running: Hash | None) -> Upl
     store = ctx.stores[upload.location]
     key = stored(upload).key
     sha256 = running.hexdigest() if running is not None else await hash_object(store, key)
+    if upload.expected_sha256 is not None and sha256 != upload.expected_sha256:
+        await _refuse(ctx, upload, sha256)
     registered = await file_queries.register(
         ctx.db,
         file_queries.NewFile(
@@ -197,18 +202,28 @@ async def complete(ctx: Context, upload: Upload, *, running: Hash | None) -> Upl
         await catalogue.protect(ctx, [Copy(upload.location, key)], held=True)
     if registered.retired is not None:
         await catalogue.delete_copies(ctx, [registered.retired])
-    await audit.record(
-        ctx.db,
-        Event(
-            "upload.completed",
-            upload.owner,
-            owner=upload.owner,
-            upload_id=upload.id,
-            sha256=sha256,
-            detail={"size": upload.offset, "duplicate": registered.retired is not None},
-        ),
-    )
+    detail = {"size": upload.offset, "duplicate": registered.retired is not None}
+    await _record(ctx, "upload.completed", upload, sha256, detail)
     return replace(upload, state=DONE, sha256=sha256, completed_at=at, expires_at=None)
+
+
+async def _refuse(ctx: Context, upload: Upload, sha256: str) -> None:
+    """The bytes are not what the client announced: they never become a file."""
+    if await queries.end(ctx.db, upload, TERMINATED):
+        await release(ctx, upload)
+        detail = {"expected_sha256": upload.expected_sha256}
+        await _record(ctx, "upload.refused", upload, sha256, detail)
+    raise errors.DIGEST_MISMATCH
+
+
+async def _record(
+    ctx: Context, action: str, upload: Upload, sha256: str, detail: dict[str, Any]
+) -> None:
+    """An audit event of the upload's owner, about the upload's bytes."""
+    event = Event(
+        action, upload.owner, owner=upload.owner, upload_id=upload.id, sha256=sha256, detail=detail
+    )
+    await audit.record(ctx.db, event)
 
 
 async def hash_object(store: Store, key: str) -> str:

@@ -36,6 +36,7 @@ class Chunk:
     checksum: Checksum | None = None
     length: int | None = None  # Upload-Length declared now, for a deferred upload
     content_length: int | None = None
+    completes: bool = False  # the body, if it arrives whole, ends the upload (Upload-Complete: ?1)
 
 
 async def write(ctx: Context, upload_id: str, principal: Principal, chunk: Chunk) -> Upload:
@@ -66,14 +67,15 @@ async def _write(ctx: Context, upload_id: str, principal: Principal, chunk: Chun
                 return _already_complete(upload, chunk)
             if chunk.offset != upload.offset:
                 raise errors.OFFSET_MISMATCH.but(f"upload is at {upload.offset}")
-            length = _declared_length(ctx, upload, chunk.length)
+            length = _declared_length(ctx, upload, _announced_length(chunk))
             room, too_much = await _room(ctx, upload, length, chunk.content_length)
             running = _running_hash(ctx, upload)
             try:
                 received = await _receive(ctx, writer, chunk, running, room, too_much)
                 if lease.lost:
                     raise LockTimeout(upload_id)
-                upload = await _commit(ctx, writer, upload, received, length)
+                completed = chunk.completes and chunk.reader.end is End.COMPLETE
+                upload = await _commit(ctx, writer, upload, received, length, completed)
             except Exception:
                 if upload.length is None:  # give back the room reserved for this PATCH
                     await queries.set_reserved(ctx.db, upload.id, upload.offset)
@@ -94,6 +96,16 @@ def _already_complete(upload: Upload, chunk: Chunk) -> Upload:
     if chunk.content_length:
         raise errors.BODY_TOO_LARGE.but("the upload is already complete")
     return upload
+
+
+def _announced_length(chunk: Chunk) -> int | None:
+    """Upload-Length, or the length that a completing body of known size implies."""
+    if not chunk.completes or chunk.content_length is None:
+        return chunk.length
+    implied = chunk.offset + chunk.content_length
+    if chunk.length is not None and chunk.length != implied:
+        raise errors.LENGTH_DISAGREES.but(f"{chunk.length} != {implied}")
+    return implied
 
 
 def _declared_length(ctx: Context, upload: Upload, declared: int | None) -> int | None:
@@ -179,10 +191,23 @@ async def _flush(writer: Writer, hashes: Sequence[Hash], batch: list[bytes]) -> 
 
 
 async def _commit(
-    ctx: Context, writer: Writer, upload: Upload, received: int, length: int | None
+    ctx: Context,
+    writer: Writer,
+    upload: Upload,
+    received: int,
+    length: int | None,
+    completed: bool,
 ) -> Upload:
-    """Store first, database second: after a crash in between, the store is ahead."""
+    """Store first, database second: after a crash in between, the store is ahead.
+
+    ``completed``: the client said this body ends the upload, and all of it arrived.
+    """
     new_offset = upload.offset + received
+    if completed and length is None:
+        lifecycle.check_length(ctx, new_offset)
+        length = new_offset
+    elif completed and new_offset != length:
+        raise errors.LENGTH_DISAGREES.but(f"{new_offset} bytes of {length} received")
     if new_offset == length:
         with metrics.timed(metrics.STORE_DURATION, upload.location, "finish"):
             await writer.finish()
