@@ -25,19 +25,32 @@ UNKNOWN_SHA = "f" * 64
 UNKNOWN_UPLOAD = "A" * 32
 
 
+TUS = (("Tus-Resumable", "1.0.0"),)
+TUS_PATCH = (*TUS, ("Upload-Offset", "0"), ("Content-Type", OCTETS))
+DRAFT_PATCH = (
+    ("Upload-Offset", "0"),
+    ("Upload-Complete", "?0"),
+    ("Content-Type", "application/partial-upload"),
+)
+
+
 @dataclass(frozen=True)
 class Call:
     method: str
     path: str
     body: object = None
-    tus: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def _calls(upload_id: str, sha256: str, owner: str) -> list[Call]:
     return [
-        Call("HEAD", f"/files/{upload_id}", tus=True),
-        Call("PATCH", f"/files/{upload_id}", tus=True),
-        Call("DELETE", f"/files/{upload_id}", tus=True),
+        Call("HEAD", f"/files/{upload_id}", headers=TUS),
+        Call("PATCH", f"/files/{upload_id}", headers=TUS_PATCH),
+        Call("DELETE", f"/files/{upload_id}", headers=TUS),
+        Call("HEAD", f"/resumable/{upload_id}"),
+        Call("GET", f"/resumable/{upload_id}"),
+        Call("PATCH", f"/resumable/{upload_id}", headers=DRAFT_PATCH),
+        Call("DELETE", f"/resumable/{upload_id}"),
         Call("GET", f"/api/uploads/{upload_id}"),
         Call("GET", f"/download/{sha256}"),
         Call("HEAD", f"/download/{sha256}"),
@@ -55,9 +68,7 @@ def _calls(upload_id: str, sha256: str, owner: str) -> list[Call]:
 
 
 def _send(http: httpx.Client, target: Target, call: Call, token: str | None) -> httpx.Response:
-    headers = {"Tus-Resumable": "1.0.0"} if call.tus else {}
-    if call.method == "PATCH":
-        headers.update({"Upload-Offset": "0", "Content-Type": OCTETS})
+    headers = dict(call.headers)
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     content = b"x" if call.method == "PATCH" else None

@@ -221,3 +221,29 @@ def test_nginx_limits_the_rate_of_creations_per_client(
     assert statuses.count(429) >= 10  # the rest of a burst faster than 10/s does not
     assert set(statuses) == {201, 429}
     assert https.get(f"{stack.url}/metrics").status_code == 404  # internal only
+
+
+def test_the_resumable_draft_streams_through_nginx(stack: Stack, https: httpx.Client) -> None:
+    """The IETF draft's upload resources are routed and streamed as tus uploads are."""
+    user = "draft-user"
+    auth = {"Authorization": f"Bearer {stack.target.token(user)}"}
+    body = os.urandom(12 * MiB)
+    created = https.post(f"{stack.url}/resumable/", headers={**auth, "Upload-Complete": "?0"})
+    assert created.status_code == 201, created.text
+    url = created.headers["location"]
+    assert url.startswith(f"{stack.url}/resumable/")  # the public URL, through the trusted proxy
+    parts = (body[i : i + MiB] for i in range(0, len(body), MiB))  # chunked: length learnt last
+    appended = https.patch(
+        url,
+        headers={
+            **auth,
+            "Upload-Offset": "0",
+            "Upload-Complete": "?1",
+            "Content-Type": "application/partial-upload",
+        },
+        content=parts,
+    )
+    assert appended.status_code == 200, appended.text
+    assert appended.json()["sha256"] == hashlib.sha256(body).hexdigest()
+    described = https.head(url, headers=auth)
+    assert (described.status_code, described.headers["upload-complete"]) == (204, "?1")
