@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 import httpx
+import redis
 
-from tests.gateways import Target, new_user
+from tests.gateways import StartTarget, Target, new_user
 from tests.tus.client import b64, create, head, patch, sha256, upload_info
 
 
@@ -91,3 +92,24 @@ def test_final_upload_waits_for_unfinished_partials(
     described = head(http, target, user, final)
     assert described.headers["upload-offset"] == described.headers["upload-length"]
     assert described.headers["upload-length"] == str(sum(map(len, pieces)))
+
+
+def test_an_assembly_cut_short_is_retried_by_a_head(
+    start: StartTarget, user: str, http: httpx.Client
+) -> None:
+    """Another instance seems to be assembling (it holds the final upload's lock in Redis) when
+    the last partial finishes; once it is gone, a HEAD on the final upload assembles it."""
+    target = start("services")
+    pieces = [os.urandom(5 * 1024 * 1024), os.urandom(1000)]
+    first = _partial(http, target, user, pieces[0])
+    second = create(http, target, user, len(pieces[1]), Upload_Concat="partial")
+    final = _final(http, target, user, [first, second]).headers["location"]
+    lock = f"tusgate:lock:{final.rsplit('/', 1)[1]}"
+    with redis.Redis.from_url(target.env["TUSGATE_REDIS_URL"]) as client:
+        assert client.set(lock, "someone else", nx=True, px=60_000)
+        assert patch(http, target, user, second, 0, pieces[1]).status_code == 204
+        assert "upload-offset" not in head(http, target, user, final).headers  # still waiting
+        client.delete(lock)
+    assembled = head(http, target, user, final)
+    assert assembled.headers["upload-offset"] == str(sum(map(len, pieces)))
+    assert upload_info(http, target, user, final)["sha256"] == sha256(b"".join(pieces))
