@@ -276,9 +276,40 @@ async def test_finish_after_a_crash_between_complete_and_tail_removal(
     )
     assert await s3_store.offset(upload) == len(data)
     async with s3_store.open(upload) as writer:
-        assert (writer.finished, writer.offset) == (False, len(data))
+        assert (writer.finished, writer.offset) == (True, len(data))
         await writer.finish()
-        assert writer.finished
+    assert bucket.head(upload.key + ".tail") is None
+    assert await read_all(s3_store, upload.key) == data
+
+
+async def test_a_finished_object_wins_over_a_tail_that_names_fewer_bytes(
+    s3_store: S3Store, bucket: _Bucket
+) -> None:
+    """Found by tests/e2e/test_crash_points.py: a PATCH that brings the last bytes finishes
+    without committing them to the tail first; killed after CompleteMultipartUpload and before
+    the tail's deletion, it left a tail naming fewer bytes than the object. The offset was the
+    tail's, the client sent the rest again, and every PATCH then failed (503) uploading parts
+    into a multipart upload that no longer existed."""
+    data = payload(PART + PART // 2, seed=6)
+    upload = await s3_store.create(new_id(), len(data))
+    async with s3_store.open(upload) as writer:
+        await write_all(writer, data[: PART // 2])
+        await writer.commit()
+    multipart = {"Bucket": bucket.name, "Key": upload.key, "UploadId": upload.state["multipart_id"]}
+    bucket.client.upload_part(**multipart, PartNumber=1, Body=data[:PART])
+    bucket.client.upload_part(**multipart, PartNumber=2, Body=data[PART:])
+    parts = bucket.client.list_parts(**multipart)["Parts"]
+    bucket.client.complete_multipart_upload(
+        **multipart,
+        MultipartUpload={
+            "Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]
+        },
+    )
+    assert bucket.head(upload.key + ".tail") is not None  # it names PART // 2 bytes
+    assert await s3_store.offset(upload) == len(data)
+    async with s3_store.open(upload) as writer:
+        assert (writer.finished, writer.offset) == (True, len(data))
+        await writer.finish()
     assert bucket.head(upload.key + ".tail") is None
     assert await read_all(s3_store, upload.key) == data
 

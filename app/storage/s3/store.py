@@ -14,8 +14,9 @@ Object layout in the bucket, with K = prefix + upload id and P the upload's part
 Parts numbered above start/P are garbage until a later tail names them, and the next writer
 overwrites them (an UploadPart replaces the part of the same number). A commit is one PutObject
 of the tail, which replaces the old record atomically: whenever a crash happens, the store is
-never behind what was committed, and never holds an undersized middle part. Without a tail the
-offset is 0 — or the object's size once K exists (finishing deletes the tail last).
+never behind what was committed, and never holds an undersized middle part. Once K exists its
+size is the offset, whatever tail a finish cut short left behind (finishing deletes the tail
+last); before, the tail says it, and without a tail the offset is 0.
 
 Objects carry the tag ``tusgate-expiry``: ``auto`` (finished objects and unfinished uploads),
 ``tail`` (commit records) or ``held`` (legal hold); the bucket's lifecycle rules, written by
@@ -137,10 +138,13 @@ class S3Store:
         return open_writer(self, upload, self._spool_dir, self._settings.parts_in_flight)
 
     async def offset(self, upload: StoredUpload) -> int:
+        """The finished object's size if there is one (a finish cut short may have left a
+        tail behind, naming fewer bytes), else what the tail commits, else 0."""
+        finished = await self.finished_size(upload)
+        if finished is not None:
+            return finished
         tail = await self._head(_tail_key(upload))
-        if tail is not None:
-            return _tail_start(tail) + int(tail["ContentLength"])
-        return await self.finished_size(upload) or 0
+        return 0 if tail is None else _tail_start(tail) + int(tail["ContentLength"])
 
     async def abort(self, upload: StoredUpload) -> None:
         await self._abort_multipart(upload)

@@ -77,10 +77,16 @@ async def open_writer(
     part_size = int(upload.state["part_size"])
     async with spool_directory(spool_dir) as directory:
         path = directory / "tail"
-        start = await bucket.load_tail(upload, path)
-        finished_size = None if start is not None else await bucket.finished_size(upload)
-        # A finished upload gets an empty spool at its end: nothing is staged, nothing written.
-        first = start if start is not None else finished_size or 0
+        start: int | None = None
+        finished_size = await bucket.finished_size(upload)
+        if finished_size is not None:
+            # The object is the whole upload, whatever a tail left by a finish cut short says:
+            # drop that tail, and give the writer an empty spool at the end.
+            await bucket.settled(upload, finished_size)
+            first = finished_size
+        else:
+            start = await bucket.load_tail(upload, path)
+            first = start or 0
         async with map_errors():
             spool = await anyio.to_thread.run_sync(_Spool.open, path, first)
         failure: Exception | None = None
