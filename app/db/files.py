@@ -59,15 +59,23 @@ class Registered:
     held: bool  # the file is on legal hold: its new copy must be protected too
 
 
-async def register(db: Database, new: NewFile) -> Registered:
+async def register(db: Database, new: NewFile) -> Registered | None:
     """Catalogue an upload's bytes and mark the upload done, atomically.
 
     A file is stored once per location. When the bytes are already there, the newest upload's
     copy replaces the older one (returned for deletion): the stored object is then never older
     than its newest ownership, so a bucket lifecycle rule counting from the object's creation
     can never expire it before its owners do. A new owner of a held file is held too.
+
+    None, and nothing changed, when the upload is no longer completing: two completions of it
+    raced (a holder that lost its lock) and the other one registered it. Registering it again
+    would take its own object for an older copy and delete it.
     """
     async with db.transaction():
+        if not await upload_queries.finish(
+            db, new.upload_id, sha256=new.sha256, store_key=None, at=new.created_at
+        ):
+            return None
         await db.execute(
             upsert(db, files)
             .values(sha256=new.sha256, size=new.size, created_at=new.created_at)
@@ -108,9 +116,6 @@ async def register(db: Database, new: NewFile) -> Registered:
             upsert(db, file_owners)
             .values(sha256=new.sha256, owner=new.owner, legal_hold=held, **owner_values)
             .on_conflict_do_update(index_elements=["sha256", "owner"], set_=owner_values)
-        )
-        await upload_queries.finish(
-            db, new.upload_id, sha256=new.sha256, store_key=None, at=new.created_at
         )
     return Registered(retired, held)
 

@@ -173,16 +173,20 @@ async def finish(
     store_key: str | None,
     at: datetime,
     expires_at: datetime | None = None,
-) -> None:
-    """Mark an upload done. A file upload hands its bytes to the catalogue (``store_key`` None);
-    a partial upload keeps them for final uploads to use."""
-    await db.execute(
+) -> bool:
+    """Mark a completing upload done. A file upload hands its bytes to the catalogue
+    (``store_key`` None); a partial upload keeps them for final uploads to use. False when the
+    upload was not completing: another completion of it finished first."""
+    query = (
         uploads.update()
         .where(uploads.c.id == upload_id)
+        .where(uploads.c.state == COMPLETING)
         .values(
             state=DONE, sha256=sha256, store_key=store_key, completed_at=at, expires_at=expires_at
         )
+        .returning(uploads.c.id)
     )
+    return await db.fetch_one(query) is not None
 
 
 async def finals_waiting_for(db: Database, partial: Upload) -> list[Upload]:

@@ -183,6 +183,7 @@ async def complete(ctx: Context, upload: Upload, *, running: Hash | None) -> Upl
     sha256 = running.hexdigest() if running is not None else await hash_object(store, key)
     if upload.expected_sha256 is not None and sha256 != upload.expected_sha256:
         await _refuse(ctx, upload, sha256)
+    done = replace(upload, state=DONE, sha256=sha256, completed_at=at, expires_at=None)
     registered = await file_queries.register(
         ctx.db,
         file_queries.NewFile(
@@ -198,13 +199,15 @@ async def complete(ctx: Context, upload: Upload, *, running: Hash | None) -> Upl
             expires_at=at + timedelta(days=ctx.settings.retention_days),
         ),
     )
+    if registered is None:
+        return done  # another completion of this upload registered it
     if registered.held:
         await catalogue.protect(ctx, [Copy(upload.location, key)], held=True)
     if registered.retired is not None:
         await catalogue.delete_copies(ctx, [registered.retired])
     detail = {"size": upload.offset, "duplicate": registered.retired is not None}
     await _record(ctx, "upload.completed", upload, sha256, detail)
-    return replace(upload, state=DONE, sha256=sha256, completed_at=at, expires_at=None)
+    return done
 
 
 async def _refuse(ctx: Context, upload: Upload, sha256: str) -> None:
