@@ -41,6 +41,12 @@ def test_final_upload_joins_partials_in_order(
     assert described.headers["upload-offset"] == str(sum(map(len, pieces)))
     assert described.headers["upload-concat"] == "final;" + " ".join(urls)
     assert patch(http, target, user, final, 0, b"x").status_code == 403
+    # Found by tests/e2e/test_crash_points.py: the file was catalogued with size 0, so its
+    # owner's quota never counted it.
+    [listed] = http.get(f"{target.url}/api/files", headers=target.headers(user)).json()["files"]
+    assert listed["size"] == sum(map(len, pieces))
+    me = http.get(f"{target.url}/api/me", headers=target.headers(user)).json()
+    assert me["usage"]["stored_bytes"] == sum(map(len, pieces))
 
 
 def test_partial_uploads_are_not_files(target: Target, user: str, http: httpx.Client) -> None:
