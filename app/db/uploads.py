@@ -205,6 +205,15 @@ async def set_reserved(db: Database, upload_id: str, reserved: int) -> None:
     await db.execute(uploads.update().where(uploads.c.id == upload_id).values(reserved=reserved))
 
 
+async def hold_bytes(db: Database, upload_id: str, store_key: str, state: dict[str, Any]) -> None:
+    """Record where a new upload's bytes go, once its store created it."""
+    await db.execute(
+        uploads.update()
+        .where(uploads.c.id == upload_id)
+        .values(store_key=store_key, store_state=state)
+    )
+
+
 async def forget_bytes(db: Database, upload_id: str) -> None:
     """The upload's own bytes are gone (deleted as surplus, or moved into the catalogue)."""
     await db.execute(uploads.update().where(uploads.c.id == upload_id).values(store_key=None))

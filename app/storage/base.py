@@ -26,7 +26,7 @@ checks them with ``isinstance`` and advertises the matching extensions.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -160,3 +160,21 @@ class Restorer(Protocol):
 
     async def restored(self, key: str) -> bool:
         """Whether ``key`` can be read now."""
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """An unfinished upload as its store lists it, with the upload id it was created for."""
+
+    upload_id: str
+    upload: StoredUpload  # ``length`` unknown (None); ``state`` what ``abort`` needs
+
+
+@runtime_checkable
+class Lister(Protocol):
+    """A store that can list the unfinished uploads it holds (S3 multipart uploads), so that
+    the sweeper frees those whose row ended without learning of them: a process killed between
+    creating one and recording it in its row leaves one that nothing else would ever find."""
+
+    def unfinished(self) -> AsyncIterator[Unfinished]:
+        """Every unfinished upload, in no particular order."""

@@ -42,17 +42,14 @@ async def create_final(
         lifecycle.check_length(ctx, length)
     await storage_quota.admit(ctx.db, ctx.settings, principal.id, length)
     pairs = parse_metadata(metadata)
-    upload_id = secrets.token_urlsafe(24)
-    held = await store.create(upload_id, length)
     upload = Upload(
-        id=upload_id,
+        id=secrets.token_urlsafe(24),
         owner=principal.id,
         state=RECEIVING,
         length=length,
         offset=0,
         location=store.name,
-        store_key=held.key,
-        store_state=held.state,
+        store_key=None,
         created_at=lifecycle.now(),
         expires_at=lifecycle.expiry(ctx),
         metadata=metadata,
@@ -62,7 +59,7 @@ async def create_final(
         partials=list(partial_ids),
         reserved=length or 0,
     )
-    await lifecycle.insert(ctx, upload, principal)
+    upload = await lifecycle.insert(ctx, upload, principal)
     return await assemble(ctx, upload.id) or upload
 
 
@@ -84,8 +81,8 @@ async def assemble(ctx: Context, final_id: str) -> Upload | None:
     try:
         async with ctx.locker.hold(final_id, wait=0, request_release=False):
             final = await queries.get(ctx.db, final_id)
-            if final is None or final.state != RECEIVING:
-                return None
+            if final is None or final.state != RECEIVING or final.store_key is None:
+                return None  # done, ended, or never created in the store (a crash)
             found = await queries.get_many(ctx.db, final.partials or [])
             partials = [found.get(i) for i in final.partials or []]
             sources = [

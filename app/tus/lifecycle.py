@@ -83,18 +83,14 @@ async def create(ctx: Context, principal: Principal, new: NewUpload) -> Upload:
         check_length(ctx, new.length)
     await storage_quota.admit(ctx.db, ctx.settings, principal.id, new.length)
     pairs = parse_metadata(new.metadata)
-    upload_id = secrets.token_urlsafe(24)
-    store = ctx.upload_store
-    held = await store.create(upload_id, new.length)
     upload = Upload(
-        id=upload_id,
+        id=secrets.token_urlsafe(24),
         owner=principal.id,
         state=RECEIVING,
         length=new.length,
         offset=0,
-        location=store.name,
-        store_key=held.key,
-        store_state=held.state,
+        location=ctx.upload_store.name,
+        store_key=None,
         created_at=now(),
         expires_at=expiry(ctx),
         metadata=new.metadata,
@@ -104,20 +100,29 @@ async def create(ctx: Context, principal: Principal, new: NewUpload) -> Upload:
         reserved=new.length or 0,
         expected_sha256=new.expected_sha256,
     )
-    await insert(ctx, upload, principal)
+    upload = await insert(ctx, upload, principal)
     if new.length == 0:
         return await _finish_empty(ctx, upload)
     return upload
 
 
-async def insert(ctx: Context, upload: Upload, principal: Principal) -> None:
-    """Record a new upload, admitted by the owner's quota under its lock (else freed again)."""
+async def insert(ctx: Context, upload: Upload, principal: Principal) -> Upload:
+    """Record a new upload, admitted by the owner's quota under its lock; then create it in the
+    store, and record where its bytes go.
+
+    The row comes first, so that the store never holds an upload that no row names, whenever
+    the process dies: one killed before recording the store's answer leaves a row that expires
+    like any unfinished upload, and the sweeper then aborts what the store holds for it
+    (``sweeper.reclaim``). A store that refuses ends the row at once.
+    """
+    async with storage_quota.reserving(ctx.db, ctx.settings, upload.owner, upload.length):
+        await queries.insert(ctx.db, upload)
     try:
-        async with storage_quota.reserving(ctx.db, ctx.settings, upload.owner, upload.length):
-            await queries.insert(ctx.db, upload)
-    except storage_quota.QuotaExceeded:
-        await ctx.stores[upload.location].abort(stored(upload))
+        held = await ctx.stores[upload.location].create(upload.id, upload.length)
+    except Exception:
+        await queries.end(ctx.db, upload, TERMINATED)
         raise
+    await queries.hold_bytes(ctx.db, upload.id, held.key, held.state)
     await audit.record(
         ctx.db,
         Event(
@@ -129,6 +134,7 @@ async def insert(ctx: Context, upload: Upload, principal: Principal) -> None:
             detail={"length": upload.length, "name": upload.filename, "concat": upload.concat},
         ),
     )
+    return replace(upload, store_key=held.key, store_state=held.state)
 
 
 def expiry(ctx: Context) -> datetime:

@@ -314,6 +314,21 @@ async def test_a_finished_object_wins_over_a_tail_that_names_fewer_bytes(
     assert await read_all(s3_store, upload.key) == data
 
 
+async def test_unfinished_lists_the_multipart_uploads_by_upload_id(
+    s3_store: S3Store, bucket: _Bucket
+) -> None:
+    """What the sweeper needs to find multipart uploads that no upload row holds."""
+    kept, lost = new_id(), new_id()
+    for upload_id in (kept, lost):
+        await s3_store.create(upload_id, 10)
+    await finished_upload(s3_store, new_id(), b"done")
+    listed = {u.upload_id: u async for u in s3_store.unfinished()}
+    assert set(listed) == {kept, lost}
+    assert listed[lost].upload.key == "uploads/" + lost
+    await s3_store.abort(listed[lost].upload)
+    assert bucket.multipart_uploads() == ["uploads/" + kept]
+
+
 def test_part_size_is_raised_to_whole_mib_beyond_10000_parts() -> None:
     assert part_size_for(10_000 * PART, PART) == PART
     assert part_size_for(10_000 * PART + 1, PART) == 6 * MiB

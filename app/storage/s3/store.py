@@ -26,7 +26,8 @@ Permissions the store needs on ``bucket/prefix*``: s3:PutObject (PutObject,
 CreateMultipartUpload, UploadPart, UploadPartCopy, CompleteMultipartUpload), s3:GetObject
 (GetObject, HeadObject, the source of UploadPartCopy), s3:DeleteObject, s3:AbortMultipartUpload,
 s3:ListMultipartUploadParts, s3:PutObjectTagging (legal holds); s3:ListBucket on the bucket,
-without which S3 answers 403 instead of 404 for a missing tail; and for ``python -m app storage
+without which S3 answers 403 instead of 404 for a missing tail, and s3:ListBucketMultipartUploads
+(the sweeper's search for unfinished uploads that no row holds); and for ``python -m app storage
 init`` s3:CreateBucket and s3:PutLifecycleConfiguration.
 """
 
@@ -41,7 +42,7 @@ from typing import IO, Any
 import anyio
 
 from app.settings import S3Settings
-from app.storage.base import ExpiryPolicy, Source, StoredUpload
+from app.storage.base import ExpiryPolicy, Source, StoredUpload, Unfinished
 from app.storage.errors import ObjectNotFound, StorageError
 from app.storage.s3.client import S3Client, create_client, map_errors
 from app.storage.s3.concat import MAX_PARTS, Piece, plan_parts
@@ -79,8 +80,8 @@ def part_size_for(size: int, part_size: int) -> int:
 
 
 class S3Store:
-    """A store in one S3 bucket (MinIO, AWS, moto); also a ``Concatenator`` and, for objects
-    written in an archive ``storage_class``, a ``Restorer``.
+    """A store in one S3 bucket (MinIO, AWS, moto); also a ``Concatenator``, a ``Lister`` and,
+    for objects written in an archive ``storage_class``, a ``Restorer``.
 
     ``spool_dir`` holds the bytes on their way to becoming parts (writers' spool files,
     assembled parts of a concatenation): on disk, never in memory. ``max_size`` sizes the parts
@@ -176,6 +177,18 @@ class S3Store:
                 else:
                     await self._assemble_part(upload, number, part.pieces, directory)
         await self.complete(upload, [part.size for part in parts])
+
+    async def unfinished(self) -> AsyncIterator[Unfinished]:
+        prefix = self._settings.prefix
+        async with map_errors():
+            pages = self._client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self._bucket, Prefix=prefix
+            )
+            async for page in pages:
+                for item in page.get("Uploads", []):
+                    key = str(item["Key"])
+                    state = {"multipart_id": item["UploadId"]}
+                    yield Unfinished(key[len(prefix) :], StoredUpload(key, None, state))
 
     async def hold(self, key: str, held: bool) -> None:
         value = HELD if held else EXPIRES
