@@ -111,9 +111,9 @@ def gateway_of(target: Target) -> CrashingGateway:
     return gateway
 
 
-def sweep(target: Target, at: datetime, point: str | None = None) -> None:
+def sweep(postgres: PostgresServer, target: Target, at: datetime, point: str | None = None) -> None:
     """``python -m app sweep --now at``, killing itself at ``point`` if one is given."""
-    locks_expired(target)
+    locks_expired(postgres, target)
     env = {**target.gateway.env}
     env.pop(ENV, None)
     if point is not None:
@@ -129,12 +129,13 @@ def sweep(target: Target, at: datetime, point: str | None = None) -> None:
         assert f"{MARK} {CrashPoint.parse(point)}" in done.stderr
 
 
-def locks_expired(target: Target) -> None:
-    """Wait until every upload lock has expired: a killed process leaves its own in Redis until
-    their TTL, and the sweeper leaves the work of a locked upload for its next round."""
+def locks_expired(postgres: PostgresServer, target: Target) -> None:
+    """Wait until the locks of the target's uploads have expired: a killed process leaves its
+    own in Redis until their TTL, and the sweeper leaves a locked upload for its next round."""
+    keys = [f"tusgate:lock:{row['id']}" for row in rows(postgres, target, "SELECT id FROM uploads")]
     client = redis.Redis.from_url(target.env["TUSGATE_REDIS_URL"])
     try:
-        wait_for(lambda: not client.keys("tusgate:lock:*"), "the killed processes' locks to expire")
+        wait_for(lambda: not keys or not client.exists(*keys), "the killed locks to expire")
     finally:
         client.close()
 
@@ -189,7 +190,7 @@ def sweep_and_audit(
     """Quotas add up; then one sweep, past the expiry of what the clients left unfinished,
     leaves exactly the files in the bucket, and the quotas still add up."""
     check_quotas(http, postgres, target, files)
-    sweep(target, datetime.now(UTC) + timedelta(hours=25))
+    sweep(postgres, target, datetime.now(UTC) + timedelta(hours=25))
     swept = audit(postgres, target, s3)
     check_quotas(http, postgres, target, files)
     assert swept.unfinished == swept.multipart_uploads == 0, swept
@@ -282,8 +283,8 @@ def test_sweeps_killed_at_named_points_leave_nothing_behind(
 
     later = datetime.now(UTC) + timedelta(hours=25)
     for _, point in SWEEPING_UPLOADS:
-        sweep(crashing, later, point)
-    sweep(crashing, later)
+        sweep(postgres, crashing, later, point)
+    sweep(postgres, crashing, later)
     [row] = rows(
         postgres,
         crashing,
@@ -300,7 +301,7 @@ def test_sweeps_killed_at_named_points_leave_nothing_behind(
 
     past_retention = datetime.now(UTC) + timedelta(days=31)
     for _, point in SWEEPING_FILES:
-        sweep(crashing, past_retention, point)
-    sweep(crashing, past_retention)
+        sweep(postgres, crashing, past_retention, point)
+    sweep(postgres, crashing, past_retention)
     assert audit(postgres, crashing, own_s3) == Audit(0, 0, 0, 0)
     check_quotas(http, postgres, crashing, {owner: {} for owner in files})
