@@ -6,15 +6,18 @@ client is not what is measured. Every client uploads a file of its own: the shar
 followed by a 16-byte suffix naming the client, whose SHA-256 costs one ``hash.copy()`` of the
 body's precomputed state — so the server's checksum of every upload can be verified cheaply.
 
+The shared body is the same in every run and every process (``body``): the disk ceiling and
+nginx's files hold exactly the bytes the servers receive (``content``).
+
 Measured per run: bytes and uploads per second, PATCH latencies, HEAD latencies under the load
-(a separate task asks HEAD of running uploads), and errors.
+(a separate task asks HEAD of running uploads), and errors. ``fetch_all`` drives downloads the
+same way (GETs over the same raw connections, the body read in 1 MiB reads, optionally hashed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import random
 import statistics
 import time
@@ -24,6 +27,8 @@ from urllib.parse import urlsplit
 
 SUFFIX = 16
 CRLF = b"\r\n"
+READ = 1024 * 1024
+SEED = 7
 
 
 @dataclass
@@ -55,21 +60,42 @@ class Connection:
     async def request(
         self, method: str, path: str, headers: dict[str, str], body: list[memoryview] | None = None
     ) -> tuple[int, dict[str, str]]:
+        length = sum(len(part) for part in body or [])
+        writer = await self._send_head(method, path, {**headers, "Content-Length": str(length)})
+        for part in body or []:
+            writer.write(part)
+            await writer.drain()
+        await writer.drain()
+        return await self._response(has_body=method != "HEAD")
+
+    async def _send_head(
+        self, method: str, path: str, headers: dict[str, str]
+    ) -> asyncio.StreamWriter:
         if self.writer is None or self.writer.is_closing():
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        length = sum(len(part) for part in body or [])
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
-        lines.append(f"Content-Length: {length}")
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        for part in body or []:
-            self.writer.write(part)
-            await self.writer.drain()
-        await self.writer.drain()
-        return await self._response()
+        return self.writer
 
-    async def _response(self) -> tuple[int, dict[str, str]]:
+    async def _response(self, has_body: bool) -> tuple[int, dict[str, str]]:
+        status, headers = await self._head()
+        assert self.reader is not None
+        if not has_body:
+            pass
+        elif headers.get("transfer-encoding", "").lower() == "chunked":  # tus-node-server's
+            while size := int((await self.reader.readline()).split(b";")[0], 16):
+                await self.reader.readexactly(size + len(CRLF))
+            while await self.reader.readline() not in (CRLF, b""):
+                pass
+        else:
+            await self.reader.readexactly(int(headers.get("content-length", "0")))
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        return status, headers
+
+    async def _head(self) -> tuple[int, dict[str, str]]:
+        """The status line and headers of the next answer."""
         assert self.reader is not None
         status_line = await self.reader.readline()
         if not status_line:
@@ -78,10 +104,28 @@ class Connection:
         while (line := await self.reader.readline()) not in (CRLF, b""):
             name, _, value = line.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
-        await self.reader.readexactly(int(headers.get("content-length", "0")))
-        if headers.get("connection", "").lower() == "close":
-            await self.close()
         return int(status_line.split()[1]), headers
+
+    async def get(self, path: str, headers: dict[str, str], digest: bool) -> tuple[int, int, str]:
+        """GET ``path``: the status, the body's length and (with ``digest``) its SHA-256, the
+        body read in bounded pieces however large it is."""
+        await (await self._send_head("GET", path, headers)).drain()
+        status, answer = await self._head()
+        assert self.reader is not None
+        if "content-length" not in answer:
+            raise ValueError("answer without Content-Length")
+        remaining = length = int(answer["content-length"])
+        hasher = hashlib.sha256()
+        while remaining:
+            piece = await self.reader.read(min(READ, remaining))
+            if not piece:
+                raise ConnectionError(f"connection closed with {remaining} bytes to go")
+            if digest:
+                hasher.update(piece)
+            remaining -= len(piece)
+        if answer.get("connection", "").lower() == "close":
+            await self.close()
+        return status, length, hasher.hexdigest()
 
     async def close(self) -> None:
         if self.writer is not None:
@@ -98,19 +142,30 @@ class Load:
     headers: Callable[[int], dict[str, str]]  # per client: Authorization and the like
 
 
+def body(size: int) -> bytes:
+    """The bytes every upload of ``size`` shares (all but its last ``SUFFIX``): the same in
+    every run and process, so ceilings can store exactly what the servers receive."""
+    return random.Random(SEED).randbytes(size - SUFFIX)
+
+
+def suffix(number: int) -> bytes:
+    """What makes client ``number``'s file its own."""
+    return number.to_bytes(SUFFIX, "big")
+
+
 async def run(load: Load) -> tuple[Stats, float]:
     """Upload ``clients`` files at once; the statistics and the wall time."""
     parts = urlsplit(load.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    body = memoryview(os.urandom(load.size - SUFFIX))
-    prefix = hashlib.sha256(body)
+    body_ = memoryview(body(load.size))
+    prefix = hashlib.sha256(body_)
     stats = Stats()
     running = asyncio.Event()
 
     async def client(number: int) -> None:
-        suffix = number.to_bytes(SUFFIX, "big")
+        own = suffix(number)
         expected = prefix.copy()
-        expected.update(suffix)
+        expected.update(own)
         connection = Connection(host, port)
         headers = {"Tus-Resumable": "1.0.0", **load.headers(number)}
         try:
@@ -124,7 +179,7 @@ async def run(load: Load) -> tuple[Stats, float]:
             stats.checksums[location] = expected.hexdigest()
             running.set()
             offset = 0
-            whole = [body, memoryview(suffix)]
+            whole = [body_, memoryview(own)]
             while offset < load.size:
                 end = min(offset + load.chunk, load.size)
                 chunk = _slice(whole, offset, end)
@@ -159,7 +214,12 @@ async def run(load: Load) -> tuple[Stats, float]:
                 location = stats.locations[rng.choice(list(stats.locations))]
                 started = time.perf_counter()
                 headers = {"Tus-Resumable": "1.0.0", **load.headers(0)}
-                status, _ = await connection.request("HEAD", location, headers)
+                try:
+                    status, _ = await connection.request("HEAD", location, headers)
+                except (OSError, ValueError) as exc:
+                    stats.errors.append(f"HEAD {location}: {exc!r}")
+                    await connection.close()
+                    continue
                 if status == 200:
                     stats.head_latencies.append(time.perf_counter() - started)
                 await asyncio.sleep(0.02)
@@ -174,6 +234,52 @@ async def run(load: Load) -> tuple[Stats, float]:
     done.set()
     await watcher
     return stats, wall
+
+
+@dataclass(frozen=True)
+class Fetch:
+    path: str
+    headers: dict[str, str]
+    expected: str = ""  # the SHA-256 the body must have; empty: not checked
+
+
+async def fetch_all(
+    url: str, fetches: list[Fetch], *, concurrency: int, digest: bool
+) -> tuple[Stats, float]:
+    """GET every fetch, ``concurrency`` at a time, one connection each; with ``digest`` every
+    body's SHA-256 must equal its ``expected``. Bytes, downloads (as ``uploads``), the
+    durations of whole GETs (as ``patch_latencies``), errors, and the wall time."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    stats = Stats()
+    queue = list(reversed(fetches))
+
+    async def worker() -> None:
+        connection = Connection(host, port)
+        try:
+            while queue:
+                fetch = queue.pop()
+                started = time.perf_counter()
+                try:
+                    status, length, sha256 = await connection.get(fetch.path, fetch.headers, digest)
+                except (OSError, ValueError) as exc:
+                    stats.errors.append(f"GET {fetch.path}: {exc!r}")
+                    await connection.close()
+                    continue
+                stats.patch_latencies.append(time.perf_counter() - started)
+                stats.bytes += length
+                if status != 200:
+                    stats.errors.append(f"GET {fetch.path} answered {status}")
+                elif digest and sha256 != fetch.expected:
+                    stats.errors.append(f"GET {fetch.path}: SHA-256 {sha256} != {fetch.expected}")
+                else:
+                    stats.uploads += 1
+        finally:
+            await connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(fetches)))))
+    return stats, time.perf_counter() - started
 
 
 def _slice(whole: list[memoryview], start: int, end: int) -> list[memoryview]:

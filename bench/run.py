@@ -1,14 +1,21 @@
-"""The benchmark: ``python -m bench.run [--quick]`` (README, "Performance").
+"""The benchmark: ``python -m bench.run [--quick]`` (README, "Performance"; bench/RESULTS.md).
 
-Starts each target as a user would run it, drives it with the same load generator
-(``bench/load.py``) and prints one table: throughput, uploads/s, PATCH latency, HEAD latency
-under load, errors, the server's peak RSS and CPU seconds per GiB — with the ratio of each
-row to the ceilings measured in the same run: a server that stores nothing (the null server),
-and the same bytes written straight to disk and straight into the same S3 server.
+In one run on one machine, every target started as its users would run it and driven by the
+same load generator (``bench/load.py``), each scenario on a freshly started process:
 
-Targets so far: the null server, tusgate on its filesystem store, tusgate on S3 (moto) with
-PostgreSQL and Redis. The peers the performance issue names (tus-node-server, tuspyserver) are
-not wired in yet; see bench/RESULTS.md.
+1. ``clients`` concurrent uploads of ``size`` bytes in ``chunk``-byte PATCHes: tusgate on its
+   filesystem store (SQLite, no Redis) and on S3 (moto) with PostgreSQL and Redis, beside
+   tus-node-server (file and S3 stores), tuspyserver (local storage), a server that stores
+   nothing, and the ceilings: the same bytes written straight to disk and straight into the
+   same S3 server (aioboto3 multipart, same part size). Every upload is then read back from
+   where the server stored it and its SHA-256 compared.
+2. One big upload (filesystem; a smaller one on S3, whose stand-in holds objects in RAM).
+3. Downloads: every file of scenario 1 at once, then the big file, from tusgate's filesystem
+   store and from nginx serving the same bytes from disk (the ceiling).
+4. The cost curve: tusgate (filesystem) at 1, 10, 100, 400 and 1,000 clients.
+
+It prints one table per scenario, with each tusgate row's ratio to the peers on the same store
+and to the ceilings measured in the same run.
 """
 
 from __future__ import annotations
@@ -16,37 +23,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aioboto3
 
-from app.auth.local import LocalIssuer
-from bench.load import Load, run, summary
+from bench import nginx, peers, targets
+from bench.load import Fetch, Load, Stats, body, fetch_all, run, suffix, summary
+from bench.targets import FILESYSTEM, S3, Target
 from tests.gateways import embedded_env, services_env
 from tests.services import (
     S3_ACCESS_KEY,
     S3_REGION,
     S3_SECRET_KEY,
-    Gateway,
     MotoServer,
     PostgresServer,
     RedisServer,
-    free_port,
-    wait_until,
 )
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 PART = 5 * MiB
+
+Row = dict[str, float | str]
+Starter = Callable[[], AbstractContextManager[Target]]
 
 
 @dataclass(frozen=True)
@@ -54,11 +60,34 @@ class Profile:
     clients: int
     size: int
     chunk: int
+    s3_size: int  # per upload on the S3 server, which holds every object in RAM
+    big: int  # scenario 2, filesystem
+    big_s3: int  # scenario 2, S3
+    curve: tuple[int, ...]
+    curve_size: int
 
 
 PROFILES = {
-    "quick": Profile(clients=50, size=5 * MiB, chunk=5 * MiB),
-    "full": Profile(clients=400, size=25 * MiB, chunk=5 * MiB),
+    "quick": Profile(
+        clients=20,
+        size=5 * MiB,
+        chunk=5 * MiB,
+        s3_size=5 * MiB,
+        big=128 * MiB,
+        big_s3=64 * MiB,
+        curve=(1, 10, 50),
+        curve_size=2 * MiB,
+    ),
+    "full": Profile(
+        clients=400,
+        size=25 * MiB,
+        chunk=5 * MiB,
+        s3_size=10 * MiB,
+        big=GiB,
+        big_s3=256 * MiB,
+        curve=(1, 10, 100, 400, 1000),
+        curve_size=10 * MiB,
+    ),
 }
 
 
@@ -68,6 +97,7 @@ class Usage:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.peak = 0
+        self.cpu_seconds = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -88,6 +118,7 @@ class Usage:
     @contextmanager
     def watching(self) -> Iterator[Usage]:
         before = self.cpu()
+        self.peak = self._rss()
         self._thread.start()
         try:
             yield self
@@ -97,77 +128,56 @@ class Usage:
             self.cpu_seconds = self.cpu() - before
 
 
-def measure(name: str, pid: int, load: Load) -> dict[str, float | str]:
-    usage = Usage(pid)
-    with usage.watching():
-        stats, wall = asyncio.run(run(load))
-    row: dict[str, float | str] = {"target": name, **summary(stats, wall)}
-    row["peak RSS MiB"] = usage.peak / MiB
-    row["CPU s/GiB"] = usage.cpu_seconds / max(stats.bytes / GiB, 1e-9)
+def _row(target: Target, stats: Stats, wall: float, usage: Usage | None) -> Row:
+    row: Row = {"target": target.name, "kind": target.kind, "store": target.store}
+    row.update(summary(stats, wall))
+    if usage is not None:
+        row["peak RSS MiB"] = usage.peak / MiB
+        row["CPU s/GiB"] = usage.cpu_seconds / max(stats.bytes / GiB, 1e-9)
     for error in stats.errors[:3]:
-        print(f"  {name}: {error}", file=sys.stderr)
+        print(f"  {target.name}: {error}", file=sys.stderr)
     return row
 
 
-def null_server(profile: Profile) -> dict[str, float | str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "bench.null_server", str(port)])
-    try:
-        wait_until(lambda: _listening(port), timeout=10, what="the null server")
-        load = Load(
-            f"http://127.0.0.1:{port}/files/",
-            profile.clients,
-            profile.size,
-            profile.chunk,
-            lambda _: {},
-        )
-        return measure("null server (ceiling)", process.pid, load)
-    finally:
-        process.terminate()
-        process.wait()
+def upload(target: Target, clients: int, size: int, chunk: int) -> Row:
+    """Scenario 1, 2 or 4 on ``target``: the uploads, then every SHA-256 read back."""
+    load = Load(target.url, clients, size, chunk, target.headers)
+    usage = Usage(target.pid)
+    with usage.watching():
+        stats, wall = asyncio.run(run(load))
+    mismatches = asyncio.run(target.check(stats))
+    stats.errors.extend(mismatches)
+    row = _row(target, stats, wall, usage)
+    row["SHA-256 ok"] = float(len(stats.checksums) - len(mismatches))
+    print(f"bench: {target.name}: {row['MiB/s']:.1f} MiB/s", file=sys.stderr)
+    return row
 
 
-def gateway(name: str, env: dict[str, str], profile: Profile) -> dict[str, float | str]:
-    data_dir = Path(env["TUSGATE_DATA_DIR"])
-    issuer = LocalIssuer.from_file(data_dir / "local-issuer.jwk")
-    env = {
-        **env,
-        "TUSGATE_LOCAL_ISSUER_KEY_FILE": str(data_dir / "local-issuer.jwk"),
-        "TUSGATE_LOG_FORMAT": "json",
-        "TUSGATE_QUOTA_MAX_UPLOADS": "100000",
-    }
-    server = Gateway(env)
-    server.start()
-    try:
-        tokens = {
-            number: issuer.issue(f"bench-{number}", [], 3600) for number in range(profile.clients)
-        }
-        load = Load(
-            f"{server.url}/files/",
-            profile.clients,
-            profile.size,
-            profile.chunk,
-            lambda number: {"Authorization": f"Bearer {tokens[number]}"},
-        )
-        row = measure(name, server.pid, load)
-        return row
-    finally:
-        server.close()
+def download(target: Target, url: str, pid: int, fetches: list[Fetch]) -> Row:
+    usage = Usage(pid)
+    with usage.watching():
+        stats, wall = asyncio.run(fetch_all(url, fetches, concurrency=len(fetches), digest=False))
+    stats.uploads = len(fetches) - len(stats.errors)
+    row = _row(target, stats, wall, usage)
+    print(f"bench: {target.name} (download): {row['MiB/s']:.1f} MiB/s", file=sys.stderr)
+    return row
 
 
-def disk_ceiling(profile: Profile, directory: Path) -> dict[str, float | str]:
-    """The same bytes written straight to files, one thread per client (bounded by 2 cores)."""
-    body = os.urandom(profile.size)
+def disk_ceiling(clients: int, size: int, chunk: int, directory: Path, name: str) -> Row:
+    """The same bytes written straight to files, one thread per client, each fsynced; the
+    files stay for nginx (scenario 3)."""
+    shared = memoryview(body(size))
     started = time.perf_counter()
 
     def write(number: int) -> None:
-        with (directory / f"direct-{number}").open("wb") as file:
-            for start in range(0, profile.size, profile.chunk):
-                file.write(memoryview(body)[start : start + profile.chunk])
+        with (directory / f"{name}-{number}").open("wb") as file:
+            for start in range(0, len(shared), chunk):
+                file.write(shared[start : start + chunk])
+            file.write(suffix(number))
             file.flush()
             os.fsync(file.fileno())
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(profile.clients)]
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -175,16 +185,17 @@ def disk_ceiling(profile: Profile, directory: Path) -> dict[str, float | str]:
     wall = time.perf_counter() - started
     return {
         "target": "disk, direct (ceiling)",
-        "MiB/s": profile.clients * profile.size / MiB / wall,
+        "kind": "ceiling",
+        "store": FILESYSTEM,
+        "MiB/s": clients * size / MiB / wall,
     }
 
 
-async def _s3_direct(profile: Profile, endpoint: str, bucket: str) -> float:
-    body = os.urandom(profile.size)
-    session = aioboto3.Session()
-    async with session.client(
+async def _s3_direct(clients: int, size: int, moto: MotoServer, bucket: str) -> float:
+    shared = body(size)
+    async with aioboto3.Session().client(
         "s3",
-        endpoint_url=endpoint,
+        endpoint_url=moto.endpoint_url,
         region_name=S3_REGION,
         aws_access_key_id=S3_ACCESS_KEY,
         aws_secret_access_key=S3_SECRET_KEY,
@@ -192,15 +203,16 @@ async def _s3_direct(profile: Profile, endpoint: str, bucket: str) -> float:
 
         async def one(number: int) -> None:
             key = f"direct-{number}"
+            whole = shared + suffix(number)
             upload = await s3.create_multipart_upload(Bucket=bucket, Key=key)
             parts = []
-            for index, start in enumerate(range(0, profile.size, PART), 1):
+            for index, start in enumerate(range(0, size, PART), 1):
                 answer = await s3.upload_part(
                     Bucket=bucket,
                     Key=key,
                     UploadId=upload["UploadId"],
                     PartNumber=index,
-                    Body=body[start : start + PART],
+                    Body=whole[start : start + PART],
                 )
                 parts.append({"PartNumber": index, "ETag": answer["ETag"]})
             await s3.complete_multipart_upload(
@@ -211,82 +223,231 @@ async def _s3_direct(profile: Profile, endpoint: str, bucket: str) -> float:
             )
 
         started = time.perf_counter()
-        await asyncio.gather(*(one(number) for number in range(profile.clients)))
+        await asyncio.gather(*(one(number) for number in range(clients)))
         return time.perf_counter() - started
 
 
-def s3_ceiling(profile: Profile, moto: MotoServer) -> dict[str, float | str]:
+def s3_ceiling(clients: int, size: int, moto: MotoServer) -> Row:
     moto.create_bucket("direct")
-    wall = asyncio.run(_s3_direct(profile, moto.endpoint_url, "direct"))
+    wall = asyncio.run(_s3_direct(clients, size, moto, "direct"))
     return {
         "target": "S3 server, direct multipart (ceiling)",
-        "MiB/s": profile.clients * profile.size / MiB / wall,
+        "kind": "ceiling",
+        "store": S3,
+        "MiB/s": clients * size / MiB / wall,
     }
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def table(rows: list[dict[str, float | str]]) -> str:
-    columns = [
-        "target",
-        "MiB/s",
-        "uploads/s",
-        "PATCH p50 ms",
-        "PATCH p95 ms",
-        "PATCH p99 ms",
-        "HEAD p99 ms",
-        "errors",
-        "peak RSS MiB",
-        "CPU s/GiB",
-        "vs null",
-        "vs direct",
-    ]
-    null = next(float(r["MiB/s"]) for r in rows if str(r["target"]).startswith("null"))
-    direct = {str(r["target"]): float(r["MiB/s"]) for r in rows if "direct" in str(r["target"])}
-    lines = [" | ".join(columns), " | ".join("---" for _ in columns)]
+def with_ratios(rows: list[Row]) -> list[Row]:
+    """Each tusgate row's ratio to the null server, the ceiling and each peer on its store."""
+    speeds = {(str(r["kind"]), str(r["store"])): float(r["MiB/s"]) for r in rows}
+    null = next((float(r["MiB/s"]) for r in rows if r["kind"] == "null"), None)
     for row in rows:
-        speed = float(row["MiB/s"])
-        row["vs null"] = speed / null
-        ceiling = next(
-            (v for k, v in direct.items() if ("S3" in k) == ("S3" in str(row["target"]))), None
-        )
-        if ceiling and str(row["target"]).startswith("tusgate"):
-            row["vs direct"] = speed / ceiling
-        lines.append(" | ".join(_cell(row.get(column, "")) for column in columns))
+        if row["kind"] != "tusgate":
+            continue
+        speed, store = float(row["MiB/s"]), str(row["store"])
+        if null:
+            row["vs null"] = speed / null
+        for kind, column in (
+            ("ceiling", "vs ceiling"),
+            ("tus-node-server", "vs tus-node"),
+            ("tuspyserver", "vs tuspyserver"),
+        ):
+            if speeds.get((kind, store)):
+                row[column] = speed / speeds[(kind, store)]
+    return rows
+
+
+UPLOAD_COLUMNS = [
+    "target",
+    "MiB/s",
+    "uploads/s",
+    "PATCH p50 ms",
+    "PATCH p95 ms",
+    "PATCH p99 ms",
+    "HEAD p99 ms",
+    "errors",
+    "SHA-256 ok",
+    "peak RSS MiB",
+    "CPU s/GiB",
+    "vs null",
+    "vs ceiling",
+    "vs tus-node",
+    "vs tuspyserver",
+]
+DOWNLOAD_COLUMNS = [
+    "target",
+    "MiB/s",
+    "uploads/s",
+    "PATCH p50 ms",
+    "PATCH p99 ms",
+    "errors",
+    "peak RSS MiB",
+    "CPU s/GiB",
+    "vs ceiling",
+]
+DOWNLOAD_NAMES = {
+    "uploads/s": "downloads/s",
+    "PATCH p50 ms": "GET p50 ms",
+    "PATCH p99 ms": "GET p99 ms",
+}
+CURVE_COLUMNS = ["clients", "MiB/s", "PATCH p99 ms", "HEAD p99 ms", "errors", "peak RSS MiB"]
+
+
+def table(rows: list[Row], columns: list[str], names: dict[str, str] | None = None) -> str:
+    names = names or {}
+    header = [names.get(column, column) for column in columns]
+    lines = [" | ".join(header), " | ".join("---" for _ in columns)]
+    lines += [" | ".join(_cell(row.get(column, "")) for column in columns) for row in rows]
     return "\n".join("| " + line + " |" for line in lines)
 
 
 def _cell(value: float | str) -> str:
-    return f"{value:.2f}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() and abs(value) < 1e6 else f"{value:.2f}"
+    return str(value)
+
+
+@dataclass
+class Bench:
+    profile: Profile
+    root: Path
+
+    def scratch(self, name: str) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.root))
+        return path
+
+    def fs_starters(self) -> list[Starter]:
+        return [
+            lambda: targets.tusgate(
+                "tusgate, filesystem (SQLite)", FILESYSTEM, embedded_env(self.scratch("gw"))
+            ),
+            lambda: targets.tus_node_file(self.scratch("tus-node")),
+            lambda: targets.tuspyserver(self.scratch("tuspy")),
+        ]
+
+    def uploads_filesystem(self, clients: int, size: int) -> list[Row]:
+        p = self.profile
+        rows = []
+        for start in self.fs_starters():
+            with start() as target:
+                rows.append(upload(target, clients, size, p.chunk))
+        ceiling = self.scratch("direct")
+        rows.append(disk_ceiling(clients, size, p.chunk, ceiling, "direct"))
+        return rows
+
+    def uploads_s3(self, clients: int, size: int) -> list[Row]:
+        rows = []
+        with PostgresServer() as postgres, RedisServer() as redis, MotoServer() as moto:
+            env = services_env(self.scratch("gw-s3"), postgres, redis, moto)
+            with targets.tusgate("tusgate, S3 + PostgreSQL + Redis", S3, env) as target:
+                rows.append(upload(target, clients, size, self.profile.chunk))
+            moto.reset()
+            with targets.tus_node_s3(moto) as target:
+                rows.append(upload(target, clients, size, self.profile.chunk))
+            moto.reset()
+            rows.append(s3_ceiling(clients, size, moto))
+        return rows
+
+    def downloads(self) -> list[Row]:
+        """tusgate's filesystem store against nginx serving the same bytes from disk."""
+        p = self.profile
+        files = self.scratch("nginx")
+        for readable in (self.root, files):  # nginx may serve as another user
+            readable.chmod(0o755)
+        disk_ceiling(p.clients, p.size, p.chunk, files, "many")
+        disk_ceiling(1, p.big, p.chunk, files, "big")
+        rows = []
+        env = embedded_env(self.scratch("gw-down"))
+        with targets.tusgate("tusgate, filesystem (SQLite)", FILESYSTEM, env) as gateway:
+            for clients, size, label in ((p.clients, p.size, "many"), (1, p.big, "big")):
+                load = Load(gateway.url, clients, size, p.chunk, gateway.headers)
+                stats, _ = asyncio.run(run(load))
+                base = gateway.url.removesuffix("/files/")
+                fetches = [
+                    Fetch(f"/download/{stats.checksums[location]}", gateway.headers(number))
+                    for number, location in stats.locations.items()
+                ]
+                row = download(gateway, base, gateway.pid, fetches)
+                row["target"] = f"{gateway.name}: {_what(clients, size)}"
+                row["scenario"] = label
+                rows.append(row)
+        with nginx.static(files) as (url, pid):
+            for clients, size, label in ((p.clients, p.size, "many"), (1, p.big, "big")):
+                ceiling = Target(
+                    f"nginx, sendfile: {_what(clients, size)}",
+                    "ceiling",
+                    FILESYSTEM,
+                    url,
+                    pid,
+                    targets.no_headers,
+                    targets.nothing_to_check,
+                )
+                fetches = [Fetch(f"/{label}-{number}", {}) for number in range(clients)]
+                row = download(ceiling, url, pid, fetches)
+                row["scenario"] = label
+                rows.append(row)
+        for row in rows:
+            if row["kind"] == "tusgate":
+                nginx_row = next(
+                    r for r in rows if r["kind"] == "ceiling" and r["scenario"] == row["scenario"]
+                )
+                row["vs ceiling"] = float(row["MiB/s"]) / float(nginx_row["MiB/s"])
+        return rows
+
+    def curve(self) -> list[Row]:
+        rows = []
+        p = self.profile
+        for clients in p.curve:
+            env = embedded_env(self.scratch("gw-curve"))
+            with targets.tusgate("tusgate, filesystem (SQLite)", FILESYSTEM, env) as target:
+                row = upload(target, clients, p.curve_size, p.chunk)
+                row["clients"] = float(clients)
+                rows.append(row)
+        return rows
+
+
+def _what(clients: int, size: int) -> str:
+    return f"{clients} x {size // MiB} MiB"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="50 clients x 5 MiB (≈ a minute)")
-    profile = PROFILES["quick" if parser.parse_args().quick else "full"]
-    rows = [null_server(profile)]
-    with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch)
-        (root / "fs").mkdir()
-        rows.append(gateway("tusgate, filesystem", embedded_env(root / "fs"), profile))
-        (root / "direct").mkdir()
-        rows.append(disk_ceiling(profile, root / "direct"))
-        with PostgresServer() as postgres, RedisServer() as redis, MotoServer() as moto:
-            (root / "s3").mkdir()
-            env = services_env(root / "s3", postgres, redis, moto)
-            rows.append(gateway("tusgate, S3 + PostgreSQL + Redis", env, profile))
-            rows.append(s3_ceiling(profile, moto))
-    print(
-        f"{profile.clients} clients x {profile.size // MiB} MiB in {profile.chunk // MiB} MiB"
-        f" PATCHes, {os.cpu_count()} cores"
-    )
-    print(table(rows))
+    parser.add_argument("--quick", action="store_true", help="a small profile: under 2 minutes")
+    parser.add_argument("--clients", type=int, help="scenario 1: concurrent uploads")
+    parser.add_argument("--size-mib", type=int, help="scenario 1: MiB per upload")
+    parser.add_argument("--s3-size-mib", type=int, help="scenario 1 on S3: MiB per upload")
+    args = parser.parse_args()
+    profile = PROFILES["quick" if args.quick else "full"]
+    if args.clients:
+        profile = replace(profile, clients=args.clients)
+    if args.size_mib:
+        profile = replace(profile, size=args.size_mib * MiB)
+    if args.s3_size_mib:
+        profile = replace(profile, s3_size=args.s3_size_mib * MiB)
+    peers.install()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="tusgate-bench-") as scratch:
+        bench = Bench(profile, Path(scratch))
+        with targets.null_server() as null:
+            ceiling = upload(null, profile.clients, profile.size, profile.chunk)
+        one = [ceiling, *bench.uploads_filesystem(profile.clients, profile.size)]
+        one_s3 = [ceiling, *bench.uploads_s3(profile.clients, profile.s3_size)]
+        big = bench.uploads_filesystem(1, profile.big) + bench.uploads_s3(1, profile.big_s3)
+        downloads = bench.downloads()
+        curve = bench.curve()
+    p = profile
+    print(f"# tusgate benchmark: {os.cpu_count()} cores, {time.perf_counter() - started:.0f} s\n")
+    print(f"## 1. {_what(p.clients, p.size)} uploads in {p.chunk // MiB} MiB PATCHes, filesystem\n")
+    print(table(with_ratios(one), UPLOAD_COLUMNS))
+    print(f"\n## 1. {_what(p.clients, p.s3_size)} uploads, S3 (moto)\n")
+    print(table(with_ratios(one_s3), UPLOAD_COLUMNS))
+    print(f"\n## 2. one upload: {p.big // MiB} MiB (filesystem), {p.big_s3 // MiB} MiB (S3)\n")
+    print(table(with_ratios(big), UPLOAD_COLUMNS))
+    print("\n## 3. downloads, against nginx serving the same bytes from disk\n")
+    print(table(downloads, DOWNLOAD_COLUMNS, DOWNLOAD_NAMES))
+    print(f"\n## 4. cost curve: tusgate, filesystem, {p.curve_size // MiB} MiB per upload\n")
+    print(table(curve, CURVE_COLUMNS))
 
 
 if __name__ == "__main__":
