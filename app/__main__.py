@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import logging
 import math
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -96,41 +95,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, host: str, port: int) -> int:
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
-
+    from app import servers
     from app.main import create_app
 
     if not settings.oidc_issuer:
         _offer_sign_in(settings, host, port)
 
     logs.configure(settings.log_format)
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None  # RequestLog writes one line per request
-    config.errorlog = logging.getLogger("hypercorn.error")
-    config.keep_alive_timeout = 75  # longer than nginx's and most clients' idle timeouts
-    config.graceful_timeout = settings.shutdown_timeout_seconds
     app = create_app(settings)
 
-    async def run() -> None:
-        stop = asyncio.Event()
+    def drain() -> None:
+        """Stop taking uploads and tell the PATCHes in flight to save what they have; the
+        server then stops listening and waits for the answers."""
+        context = getattr(app.state, "context", None)
+        if context is not None:
+            context.drain()
 
-        def shut_down() -> None:
-            """Stop taking uploads and tell the PATCHes in flight to save what they have;
-            hypercorn then stops listening and waits for the answers (graceful_timeout)."""
-            context = getattr(app.state, "context", None)
-            if context is not None:
-                context.drain()
-            stop.set()
-
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, shut_down)
-        logging.getLogger("tusgate").info("tusgate listening on http://%s:%d/", host, port)
-        await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
-
-    asyncio.run(run())
+    logging.getLogger("tusgate").info(
+        "tusgate listening on http://%s:%d/ (%s)", host, port, settings.server
+    )
+    asyncio.run(servers.serve(app, settings, host, port, drain))
     return 0
 
 

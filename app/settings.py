@@ -20,6 +20,7 @@ MiB = 1024 * 1024
 GiB = 1024 * MiB
 
 T = TypeVar("T")
+SERVERS = ("hypercorn", "uvicorn", "granian")
 MAX_RETENTION_DAYS = 30
 
 
@@ -90,6 +91,9 @@ class Settings:
     redis_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
+    # The ASGI server: "hypercorn" (HTTP/1.1, HTTP/2), "uvicorn" or "granian" (bench/RESULTS.md
+    # compares them on the upload path).
+    server: str = "hypercorn"
 
     # tus
     max_size: int = 1 * GiB
@@ -213,6 +217,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "TUSGATE_REDIS_URL": ("", "redis_url"),
     "TUSGATE_HOST": ("", "host"),
     "TUSGATE_PORT": ("", "port"),
+    "TUSGATE_SERVER": ("", "server"),
     "TUSGATE_MAX_SIZE": ("", "max_size"),
     "TUSGATE_MIN_SIZE": ("", "min_size"),
     "TUSGATE_UPLOAD_EXPIRY_SECONDS": ("", "upload_expiry_seconds"),
@@ -404,6 +409,8 @@ def _validate(settings: Settings) -> None:
         raise ValueError("download_window_seconds must be at least 1")
     if settings.cache_max_bytes < 0 or settings.cache_ttl_hours <= 0:
         raise ValueError("cache_max_bytes must not be negative, cache_ttl_hours must be positive")
+    if settings.server not in SERVERS:
+        raise ValueError(f"server must be one of {SERVERS}")
     if settings.log_format not in ("json", "text"):
         raise ValueError("log_format must be 'json' or 'text'")
     for proxy in settings.trusted_proxies:

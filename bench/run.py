@@ -73,10 +73,10 @@ PROFILES = {
         size=5 * MiB,
         chunk=5 * MiB,
         s3_size=5 * MiB,
-        big=128 * MiB,
+        big=64 * MiB,
         big_s3=64 * MiB,
         curve=(1, 10, 50),
-        curve_size=2 * MiB,
+        curve_size=1 * MiB,
     ),
     "full": Profile(
         clients=400,

@@ -1,0 +1,102 @@
+"""The ASGI servers the gateway runs under (setting ``server``), each in this process and event
+loop, each stopped by SIGINT/SIGTERM after ``drain`` has told the PATCHes in flight to save
+what they received.
+
+hypercorn is the default: it speaks HTTP/2 (and HTTP/3 with aioquic), and the shutdown and crash
+tests run on it. uvicorn and granian (its embedded server, one worker in this loop) are measured
+against it in bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from starlette.types import ASGIApp
+
+from app.settings import Settings
+
+KEEP_ALIVE_SECONDS = 75  # longer than nginx's and most clients' idle timeouts
+
+
+async def serve(
+    app: ASGIApp, settings: Settings, host: str, port: int, drain: Callable[[], None]
+) -> None:
+    stop = asyncio.Event()
+
+    def shut_down() -> None:
+        drain()
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, shut_down)
+    runners = {"hypercorn": _hypercorn, "uvicorn": _uvicorn, "granian": _granian}
+    await runners[settings.server](app, settings, host, port, stop)
+
+
+async def _hypercorn(
+    app: ASGIApp, settings: Settings, host: str, port: int, stop: asyncio.Event
+) -> None:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None  # RequestLog writes one line per request
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.keep_alive_timeout = KEEP_ALIVE_SECONDS
+    config.graceful_timeout = settings.shutdown_timeout_seconds
+    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+
+async def _uvicorn(
+    app: ASGIApp, settings: Settings, host: str, port: int, stop: asyncio.Event
+) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,  # RequestLog writes one line per request
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+        lifespan="on",
+    )
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            """The signals are ours (``serve``): they drain before the server stops."""
+            yield
+
+    server = Server(config)
+    await _until(stop, server.serve(), lambda: setattr(server, "should_exit", True))
+
+
+async def _granian(
+    app: ASGIApp, settings: Settings, host: str, port: int, stop: asyncio.Event
+) -> None:
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
+
+    server: Any = Server(
+        app, address=host, port=port, interface=Interfaces.ASGI, log_dictconfig={"version": 1}
+    )
+    await _until(stop, server.serve(), server.stop)
+
+
+async def _until(stop: asyncio.Event, serving: Any, ask_to_stop: Callable[[], None]) -> None:
+    """Run ``serving`` until it ends; when ``stop`` is set, ask it to stop and wait for it."""
+    task = asyncio.ensure_future(serving)
+    waiting = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    if not task.done():
+        ask_to_stop()
+    waiting.cancel()
+    await task
