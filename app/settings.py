@@ -20,7 +20,7 @@ MiB = 1024 * 1024
 GiB = 1024 * MiB
 
 T = TypeVar("T")
-SERVERS = ("hypercorn", "uvicorn", "granian")
+SERVERS = ("hypercorn", "uvicorn")
 MAX_RETENTION_DAYS = 30
 
 
@@ -91,8 +91,8 @@ class Settings:
     redis_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
-    # The ASGI server: "hypercorn" (HTTP/1.1, HTTP/2), "uvicorn" or "granian" (bench/RESULTS.md
-    # compares them on the upload path).
+    # The ASGI server: "hypercorn" (HTTP/1.1 and HTTP/2) or "uvicorn" (HTTP/1.1); bench/RESULTS.md
+    # compares them on the upload path.
     server: str = "hypercorn"
 
     # tus

@@ -201,9 +201,10 @@ async def run(load: Load) -> tuple[Stats, float]:
         rng = random.Random(0)
         try:
             while not done.is_set():
-                location = stats.locations[rng.choice(list(stats.locations))]
+                owner = rng.choice(list(stats.locations))
+                location = stats.locations[owner]
                 started = time.perf_counter()
-                headers = {"Tus-Resumable": "1.0.0", **load.headers(0)}
+                headers = {"Tus-Resumable": "1.0.0", **load.headers(owner)}
                 try:
                     status, _ = await connection.request("HEAD", location, headers)
                 except (OSError, ValueError) as exc:

@@ -4,11 +4,11 @@ In one run on one machine, every target started as its users would run it and dr
 same load generator (``bench/load.py``), each scenario on a freshly started process:
 
 1. ``clients`` concurrent uploads of ``size`` bytes in ``chunk``-byte PATCHes: tusgate on its
-   filesystem store (SQLite, no Redis) and on S3 (moto) with PostgreSQL and Redis, beside
-   tus-node-server (file and S3 stores), tuspyserver (local storage), a server that stores
-   nothing, and the ceilings: the same bytes written straight to disk and straight into the
-   same S3 server (aioboto3 multipart, same part size). Every upload is then read back from
-   where the server stored it and its SHA-256 compared.
+   filesystem store (SQLite, no Redis; under each ASGI server it offers) and on S3 (moto) with
+   PostgreSQL and Redis, beside tus-node-server (file and S3 stores), tuspyserver (local
+   storage), a server that stores nothing, and the ceilings: the same bytes written straight to
+   disk and straight into the same S3 server (aioboto3 multipart, same part size). Every upload
+   is then read back from where the server stored it and its SHA-256 compared.
 2. One big upload (filesystem; a smaller one on S3, whose stand-in holds objects in RAM).
 3. Downloads: every file of scenario 1 at once, then the big file, from tusgate's filesystem
    store and from nginx serving the same bytes from disk (the ceiling).
@@ -34,6 +34,7 @@ from pathlib import Path
 
 import aioboto3
 
+from app.settings import SERVERS, Settings
 from bench import nginx, peers, targets
 from bench.load import Fetch, Load, Stats, body, fetch_all, run, suffix, summary
 from bench.targets import FILESYSTEM, S3, Target
@@ -52,6 +53,7 @@ GiB = 1024 * MiB
 PART = 5 * MiB
 
 Row = dict[str, float | str]
+DEFAULT_SERVER = Settings().server
 Starter = Callable[[], AbstractContextManager[Target]]
 
 
@@ -317,19 +319,27 @@ class Bench:
         path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.root))
         return path
 
-    def fs_starters(self) -> list[Starter]:
+    def fs_starters(self, servers: tuple[str, ...]) -> list[Starter]:
+        """tusgate under each of ``servers``, then the peers on their local storage."""
+
+        def gateway(server: str) -> Starter:
+            env = {**embedded_env(self.scratch("gw")), "TUSGATE_SERVER": server}
+            return lambda: targets.tusgate(
+                f"tusgate, filesystem (SQLite), {server}", FILESYSTEM, env
+            )
+
         return [
-            lambda: targets.tusgate(
-                "tusgate, filesystem (SQLite)", FILESYSTEM, embedded_env(self.scratch("gw"))
-            ),
+            *(gateway(server) for server in servers),
             lambda: targets.tus_node_file(self.scratch("tus-node")),
             lambda: targets.tuspyserver(self.scratch("tuspy")),
         ]
 
-    def uploads_filesystem(self, clients: int, size: int) -> list[Row]:
+    def uploads_filesystem(
+        self, clients: int, size: int, servers: tuple[str, ...] = (DEFAULT_SERVER,)
+    ) -> list[Row]:
         p = self.profile
         rows = []
-        for start in self.fs_starters():
+        for start in self.fs_starters(servers):
             with start() as target:
                 rows.append(upload(target, clients, size, p.chunk))
         ceiling = self.scratch("direct")
@@ -431,7 +441,7 @@ def main() -> None:
         bench = Bench(profile, Path(scratch))
         with targets.null_server() as null:
             ceiling = upload(null, profile.clients, profile.size, profile.chunk)
-        one = [ceiling, *bench.uploads_filesystem(profile.clients, profile.size)]
+        one = [ceiling, *bench.uploads_filesystem(profile.clients, profile.size, SERVERS)]
         one_s3 = [ceiling, *bench.uploads_s3(profile.clients, profile.s3_size)]
         big = bench.uploads_filesystem(1, profile.big) + bench.uploads_s3(1, profile.big_s3)
         downloads = bench.downloads()

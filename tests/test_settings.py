@@ -76,6 +76,7 @@ def test_a_toml_file_sets_kind_priority_and_physical_deletion(tmp_path: Path) ->
         ),
         ("restore_poll_seconds = 0\n", "restore_poll_seconds must be positive"),
         ("quota_max_downloads = -1\n", "quota_max_downloads must not be negative"),
+        ('server = "gunicorn"\n', "server must be one of"),
     ],
 )
 def test_invalid_location_settings_are_refused(tmp_path: Path, toml: str, message: str) -> None:
