@@ -158,8 +158,7 @@ async def run(load: Load) -> tuple[Stats, float]:
                 {
                     **headers,
                     "Upload-Length": str(load.size),
-                    # as tus-js-client and Uppy send it; tuspyserver's HEAD needs it
-                    "Upload-Metadata": "filename " + b64encode(f"{number}.bin".encode()).decode(),
+                    "Upload-Metadata": _metadata(f"{number}.bin", "application/octet-stream"),
                 },
             )
             if status != 201:
@@ -328,6 +327,14 @@ async def fetch_all(
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(min(concurrency, len(fetches)))))
     return stats, time.perf_counter() - started
+
+
+def _metadata(filename: str, filetype: str) -> str:
+    """Upload-Metadata as Uppy sends it; tuspyserver's HEAD refuses an upload without both."""
+    return ",".join(
+        f"{key} {b64encode(value.encode()).decode()}"
+        for key, value in (("filename", filename), ("filetype", filetype))
+    )
 
 
 def _slice(whole: list[memoryview], start: int, end: int) -> list[memoryview]:
