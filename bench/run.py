@@ -54,6 +54,7 @@ PART = 5 * MiB
 
 Row = dict[str, float | str]
 DEFAULT_SERVER = Settings().server
+PARTS = ["fs", "s3", "big", "downloads", "curve"]
 Starter = Callable[[], AbstractContextManager[Target]]
 
 
@@ -427,6 +428,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, help="scenario 1: concurrent uploads")
     parser.add_argument("--size-mib", type=int, help="scenario 1: MiB per upload")
     parser.add_argument("--s3-size-mib", type=int, help="scenario 1 on S3: MiB per upload")
+    parser.add_argument("--big-mib", type=int, help="scenario 2: MiB of the big upload")
+    parser.add_argument("--curve-mib", type=int, help="scenario 4: MiB per upload")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=PARTS,
+        default=PARTS,
+        help="run only these parts (default: all)",
+    )
     args = parser.parse_args()
     profile = PROFILES["quick" if args.quick else "full"]
     if args.clients:
@@ -435,29 +445,41 @@ def main() -> None:
         profile = replace(profile, size=args.size_mib * MiB)
     if args.s3_size_mib:
         profile = replace(profile, s3_size=args.s3_size_mib * MiB)
+    if args.big_mib:
+        profile = replace(profile, big=args.big_mib * MiB)
+    if args.curve_mib:
+        profile = replace(profile, curve_size=args.curve_mib * MiB)
     peers.install()
     started = time.perf_counter()
+    p = profile
+    print(f"# tusgate benchmark: {os.cpu_count()} cores", flush=True)
+
+    def section(title: str, text: str) -> None:
+        print(f"\n## {title}\n\n{text}", flush=True)
+
     with tempfile.TemporaryDirectory(prefix="tusgate-bench-") as scratch:
         bench = Bench(profile, Path(scratch))
         with targets.null_server() as null:
-            ceiling = upload(null, profile.clients, profile.size, profile.chunk)
-        one = [ceiling, *bench.uploads_filesystem(profile.clients, profile.size, SERVERS)]
-        one_s3 = [ceiling, *bench.uploads_s3(profile.clients, profile.s3_size)]
-        big = bench.uploads_filesystem(1, profile.big) + bench.uploads_s3(1, profile.big_s3)
-        downloads = bench.downloads()
-        curve = bench.curve()
-    p = profile
-    print(f"# tusgate benchmark: {os.cpu_count()} cores, {time.perf_counter() - started:.0f} s\n")
-    print(f"## 1. {_what(p.clients, p.size)} uploads in {p.chunk // MiB} MiB PATCHes, filesystem\n")
-    print(table(with_ratios(one), UPLOAD_COLUMNS))
-    print(f"\n## 1. {_what(p.clients, p.s3_size)} uploads, S3 (moto)\n")
-    print(table(with_ratios(one_s3), UPLOAD_COLUMNS))
-    print(f"\n## 2. one upload: {p.big // MiB} MiB (filesystem), {p.big_s3 // MiB} MiB (S3)\n")
-    print(table(with_ratios(big), UPLOAD_COLUMNS))
-    print("\n## 3. downloads, against nginx serving the same bytes from disk\n")
-    print(table(downloads, DOWNLOAD_COLUMNS, DOWNLOAD_NAMES))
-    print(f"\n## 4. cost curve: tusgate, filesystem, {p.curve_size // MiB} MiB per upload\n")
-    print(table(curve, CURVE_COLUMNS))
+            ceiling = upload(null, p.clients, p.size, p.chunk)
+        if "fs" in args.only:
+            rows = [ceiling, *bench.uploads_filesystem(p.clients, p.size, SERVERS)]
+            title = f"1. {_what(p.clients, p.size)} uploads in {p.chunk // MiB} MiB PATCHes"
+            section(f"{title}, filesystem", table(with_ratios(rows), UPLOAD_COLUMNS))
+        if "s3" in args.only:
+            rows = [ceiling, *bench.uploads_s3(p.clients, p.s3_size)]
+            title = f"1. {_what(p.clients, p.s3_size)} uploads, S3 (moto)"
+            section(title, table(with_ratios(rows), UPLOAD_COLUMNS))
+        if "big" in args.only:
+            rows = bench.uploads_filesystem(1, p.big) + bench.uploads_s3(1, p.big_s3)
+            title = f"2. one upload: {p.big // MiB} MiB (filesystem), {p.big_s3 // MiB} MiB (S3)"
+            section(title, table(with_ratios(rows), UPLOAD_COLUMNS))
+        if "downloads" in args.only:
+            title = "3. downloads, against nginx serving the same bytes from disk"
+            section(title, table(bench.downloads(), DOWNLOAD_COLUMNS, DOWNLOAD_NAMES))
+        if "curve" in args.only:
+            title = f"4. cost curve: tusgate, filesystem, {p.curve_size // MiB} MiB per upload"
+            section(title, table(bench.curve(), CURVE_COLUMNS))
+    print(f"\n({time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":
