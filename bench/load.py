@@ -17,6 +17,7 @@ same way (GETs received straight into a buffer, optionally hashed).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import random
 import statistics
@@ -31,6 +32,7 @@ CRLF = b"\r\n"
 READ = 1024 * 1024
 BUFFER = 4 * READ  # what a connection reads ahead: asyncio's default 64 KiB caps downloads
 SEED = 7
+PIECE = 64 * 1024 * 1024
 
 
 @dataclass
@@ -125,10 +127,13 @@ class Load:
     headers: Callable[[int], dict[str, str]]  # per client: Authorization and the like
 
 
+@functools.lru_cache(maxsize=1)
 def body(size: int) -> bytes:
     """The bytes every upload of ``size`` shares (all but its last ``SUFFIX``): the same in
     every run and process, so ceilings can store exactly what the servers receive."""
-    return random.Random(SEED).randbytes(size - SUFFIX)
+    rng = random.Random(SEED)
+    pieces = range(0, size - SUFFIX, PIECE)  # randbytes takes at most 2**31 bits at a time
+    return b"".join(rng.randbytes(min(PIECE, size - SUFFIX - start)) for start in pieces)
 
 
 def suffix(number: int) -> bytes:

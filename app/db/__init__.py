@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from databases import Database
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.db.embedded import SQLiteDatabase
+
 # What the drivers raise when the database may be unreachable (``unreachable`` decides).
 DRIVER_ERRORS = (
     OSError,  # refused, reset, timed out
@@ -28,9 +30,9 @@ WAL_ATTEMPTS = 100
 
 async def connect(url: str) -> Database:
     if url.startswith("sqlite"):
-        # aiosqlite opens a connection per task: the busy timeout makes concurrent writers wait
-        # for each other instead of failing, and WAL lets readers proceed meanwhile.
-        db = Database(url, timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
+        # A connection per task; writers take turns in the event loop (``embedded.py``), the
+        # busy timeout covers another process on the same file, and WAL lets readers proceed.
+        db: Database = SQLiteDatabase(url, timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
         await db.connect()
         await _use_wal(db)
     else:
