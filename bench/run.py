@@ -23,16 +23,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import aioboto3
 
 from app.settings import SERVERS, Settings
 from bench import nginx, peers, targets
@@ -40,9 +40,6 @@ from bench.load import Fetch, Load, Stats, body, fetch_all, run, suffix, summary
 from bench.targets import FILESYSTEM, S3, Target
 from tests.gateways import embedded_env, services_env
 from tests.services import (
-    S3_ACCESS_KEY,
-    S3_REGION,
-    S3_SECRET_KEY,
     MotoServer,
     PostgresServer,
     RedisServer,
@@ -137,8 +134,9 @@ def _row(target: Target, stats: Stats, wall: float, usage: Usage | None) -> Row:
     if usage is not None:
         row["peak RSS MiB"] = usage.peak / MiB
         row["CPU s/GiB"] = usage.cpu_seconds / max(stats.bytes / GiB, 1e-9)
-    for error in stats.errors[:3]:
-        print(f"  {target.name}: {error}", file=sys.stderr)
+    kinds = Counter(re.sub(r"client \d+: |/(files|download)/\S+", "", e) for e in stats.errors)
+    for kind, count in kinds.most_common(5):
+        print(f"  {target.name}: {count} x {kind}", file=sys.stderr)
     return row
 
 
@@ -196,13 +194,7 @@ def disk_ceiling(clients: int, size: int, chunk: int, directory: Path, name: str
 
 async def _s3_direct(clients: int, size: int, moto: MotoServer, bucket: str) -> float:
     shared = body(size)
-    async with aioboto3.Session().client(
-        "s3",
-        endpoint_url=moto.endpoint_url,
-        region_name=S3_REGION,
-        aws_access_key_id=S3_ACCESS_KEY,
-        aws_secret_access_key=S3_SECRET_KEY,
-    ) as s3:
+    async with targets.s3_client(moto) as s3:
 
         async def one(number: int) -> None:
             key = f"direct-{number}"

@@ -127,18 +127,23 @@ def files_check(directory: Path) -> Check:
     return check
 
 
+def s3_client(moto: MotoServer) -> Any:
+    """An aioboto3 S3 client of the test server (to use with ``async with``)."""
+    return aioboto3.Session().client(
+        "s3",
+        endpoint_url=moto.endpoint_url,
+        region_name=S3_REGION,
+        aws_access_key_id=S3_ACCESS_KEY,
+        aws_secret_access_key=S3_SECRET_KEY,
+    )
+
+
 def s3_check(moto: MotoServer, bucket: str) -> Check:
     """Uploads stored as objects named by the last segment of the upload URL (tus-node S3)."""
 
     async def check(stats: Stats) -> list[str]:
         gate = asyncio.Semaphore(CHECKS_AT_ONCE)
-        async with aioboto3.Session().client(
-            "s3",
-            endpoint_url=moto.endpoint_url,
-            region_name=S3_REGION,
-            aws_access_key_id=S3_ACCESS_KEY,
-            aws_secret_access_key=S3_SECRET_KEY,
-        ) as s3:
+        async with s3_client(moto) as s3:
 
             async def one(location: str) -> tuple[str, str]:
                 key = location.rstrip("/").rsplit("/", 1)[-1]
