@@ -6,6 +6,7 @@ believe they hold an upload can never both commit: the second finds the offset m
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,9 @@ COMPLETING = "completing"
 DONE = "done"
 EXPIRED = "expired"
 TERMINATED = "terminated"
+# What an upload id can look like (they are made URL-safe and 32 long). Anything else names no
+# upload, and is not even asked about: PostgreSQL refuses text holding NUL with an error.
+ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ async def insert(db: Database, upload: Upload) -> None:
 
 
 async def get(db: Database, upload_id: str) -> Upload | None:
+    if not ID.fullmatch(upload_id):
+        return None
     row = await db.fetch_one(uploads.select().where(uploads.c.id == upload_id))
     return None if row is None else _from_row(row)
 

@@ -4,7 +4,8 @@ Names and types come from uploaders, so they are treated as hostile: a type that
 ``type/subtype`` becomes ``application/octet-stream``, the file is always an attachment (never
 shown inline) with ``nosniff``, and the name is encoded per RFC 6266 / RFC 5987 — an ASCII
 fallback ``filename="…"`` with nothing in it that could end the quoted string or confuse a
-browser, plus the exact name as ``filename*=UTF-8''…``.
+browser, plus the exact name as ``filename*=UTF-8''…``. A name longer than any file system takes
+is shortened (its extension kept), so the header stays small whatever was uploaded.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ _MEDIA_TYPE = re.compile(
 # Unsafe in the quoted fallback: quotes and backslashes end or escape it, "%" is decoded by
 # some browsers, and "/" or "\" would name a directory.
 _UNSAFE_FALLBACK = re.compile(r'[^\x20-\x7e]|["\\%/]')
+# The longest name sent, in UTF-8 bytes: what file systems take (ext4, NTFS, APFS). Metadata
+# allows names of several KiB; percent-encoded, one made a response head of ~20 KiB, which
+# nginx refuses with a 502 (a head must fit its proxy_buffer_size, 4 KiB by default).
+MAX_NAME_BYTES = 255
+MAX_EXTENSION_BYTES = 16  # a longer "extension" is just part of the name
 
 
 def representation(view: FileView) -> dict[str, str]:
@@ -74,11 +80,21 @@ def attachment(name: str | None, *, default: str) -> str:
     """``Content-Disposition: attachment`` naming the file ``name`` (or ``default``)."""
     # Control and format characters (CR, LF, right-to-left overrides...) leave the name.
     visible = "".join(ch for ch in name or "" if unicodedata.category(ch)[0] != "C").strip()
-    visible = visible or default
+    visible = _shortened(visible or default)
     return (
-        f'attachment; filename="{_ascii_fallback(visible)}"; '
+        f'attachment; filename="{_shortened(_ascii_fallback(visible))}"; '
         f"filename*=UTF-8''{quote(visible, safe=_ATTR_CHARS)}"
     )
+
+
+def _shortened(name: str) -> str:
+    """``name`` cut to ``MAX_NAME_BYTES`` of UTF-8 on a character boundary, extension kept."""
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    suffix = dot + extension if stem and len(extension.encode()) < MAX_EXTENSION_BYTES else ""
+    kept = (stem if suffix else name).encode()[: MAX_NAME_BYTES - len(suffix.encode())]
+    return kept.decode(errors="ignore").rstrip() + suffix
 
 
 def _ascii_fallback(name: str) -> str:

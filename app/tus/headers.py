@@ -62,12 +62,14 @@ def parse_metadata(value: str | None) -> Metadata:
 
 
 def metadata_text(pairs: Metadata, *keys: str) -> str | None:
-    """The first of ``keys`` present, decoded as UTF-8 (undecodable bytes replaced)."""
+    """The first of ``keys`` present, decoded as UTF-8: undecodable bytes are replaced, and so
+    is NUL, which no PostgreSQL text can hold."""
     values = dict(pairs)
     for key in keys:
         encoded = values.get(key)
         if encoded:
-            return base64.b64decode(encoded).decode("utf-8", errors="replace")
+            text = base64.b64decode(encoded).decode("utf-8", errors="replace")
+            return text.replace("\x00", "\ufffd")
     return None
 
 
