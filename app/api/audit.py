@@ -62,7 +62,7 @@ async def search(request: Request) -> Response:
 def _int(value: str | None, name: str, default: int | None) -> int | None:
     if value is None:
         return default
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:  # "²" is a digit too
         raise HTTPException(400, f"{name} must be a non-negative integer")
     return int(value)
 

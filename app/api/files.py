@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.access import admin, caller, context
+from app.api.access import admin, caller, context, route
 from app.api.responses import iso, json_response
 from app.db import audit
 from app.db import files as queries
@@ -82,6 +82,5 @@ async def _set_hold(request: Request, *, held: bool) -> Response:
 routes = [
     Route("/api/files", mine, methods=["GET"]),
     Route("/api/files/{sha256:str}", delete, methods=["DELETE"]),
-    Route("/api/files/{sha256:str}/hold", hold, methods=["PUT"]),
-    Route("/api/files/{sha256:str}/hold", release, methods=["DELETE"]),
+    route("/api/files/{sha256:str}/hold", PUT=hold, DELETE=release),
 ]

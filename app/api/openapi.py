@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.api import quotas
 from app.api.responses import json_response
 
 SHA256 = {
@@ -27,17 +28,18 @@ ERROR = {
     "description": "refused, with a one-line reason",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
 }
+# The identity check answers before any endpoint does, for tus clients as well: in plain text,
+# with the reason also in WWW-Authenticate (RFC 6750).
+UNAUTHORIZED = {
+    "description": "no valid bearer token",
+    "headers": {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
 TIME = {"type": ["string", "null"], "format": "date-time"}
+TIME_PARAMETER = {"type": "string", "format": "date-time"}
 LIMITS = {
-    name: {"type": ["integer", "null"], "minimum": 0}
-    for name in (
-        "max_bytes",
-        "max_uploads",
-        "max_file_size",
-        "max_downloads",
-        "max_concurrent_downloads",
-        "max_download_bytes",
-    )
+    name: {"type": ["integer", "null"], "minimum": 0, "maximum": maximum}
+    for name, maximum in quotas.MAXIMA.items()
 }
 
 
@@ -57,7 +59,7 @@ def _op(
 ) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary,
-        "responses": {**responses, "401": ERROR},
+        "responses": {**responses, "401": UNAUTHORIZED},
     }
     if parameters:
         operation["parameters"] = parameters
@@ -113,12 +115,12 @@ DOCUMENT: dict[str, Any] = {
         "/api/files/{sha256}/hold": {
             "put": _op(
                 "Put a file on legal hold (admins)",
-                {"204": {"description": "held"}, "403": ERROR, "404": ERROR},
+                {"204": {"description": "held"}, "400": ERROR, "403": ERROR, "404": ERROR},
                 [SHA256],
             ),
             "delete": _op(
                 "Release a legal hold (admins)",
-                {"204": {"description": "released"}, "403": ERROR, "404": ERROR},
+                {"204": {"description": "released"}, "400": ERROR, "403": ERROR, "404": ERROR},
                 [SHA256],
             ),
         },
@@ -139,10 +141,12 @@ DOCUMENT: dict[str, Any] = {
                 body={
                     "schema": {
                         "type": "object",
+                        "additionalProperties": False,
                         "required": ["checksums"],
                         "properties": {
                             "checksums": {
                                 "type": "array",
+                                "minItems": 1,
                                 "maxItems": 100,
                                 "items": SHA256["schema"],
                             },
@@ -155,32 +159,46 @@ DOCUMENT: dict[str, Any] = {
         "/api/quotas/{user}": {
             "get": _op(
                 "A user's limits and usage (admins)",
-                {"200": _json(_ref("Quota")), "403": ERROR},
+                {"200": _json(_ref("Quota")), "400": ERROR, "403": ERROR},
                 [USER],
             ),
             "put": _op(
                 "Override a user's limits; null returns one to the default (admins)",
                 {"200": _json(_ref("Quota")), "400": ERROR, "403": ERROR},
                 [USER],
-                {"schema": {"type": "object", "properties": LIMITS, "minProperties": 1}},
+                {
+                    "schema": {
+                        "type": "object",
+                        "properties": LIMITS,
+                        "minProperties": 1,
+                        "additionalProperties": False,
+                    }
+                },
             ),
         },
         "/api/audit": {
             "get": _op(
                 "The audit trail, newest first (admins)",
-                {"200": _json({"type": "object"}), "403": ERROR},
+                {"200": _json({"type": "object"}), "400": ERROR, "403": ERROR},
                 [
-                    {"name": name, "in": "query", "schema": {"type": "string"}}
-                    for name in (
-                        "user",
-                        "sha256",
-                        "upload_id",
-                        "action",
-                        "since",
-                        "until",
-                        "before",
-                        "limit",
-                    )
+                    *(
+                        {"name": name, "in": "query", "schema": {"type": "string"}}
+                        for name in ("user", "sha256", "upload_id", "action")
+                    ),
+                    *(
+                        {"name": name, "in": "query", "schema": TIME_PARAMETER}
+                        for name in ("since", "until")
+                    ),
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                    },
                 ],
             )
         },

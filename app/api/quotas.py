@@ -9,21 +9,29 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.access import admin, caller, context
+from app.api.access import admin, caller, context, route
 from app.api.responses import json_body, json_response
 from app.context import Context
 from app.db import audit
 from app.db.audit import Event
+from app.db.schema import quotas
 from app.quota import downloads as download_quota
 from app.quota import storage as storage_quota
 from app.tus.lifecycle import now
 
 LIMITS = (*storage_quota.LIMITS, *download_quota.LIMITS)
+# The largest value each limit's column holds: PostgreSQL's bigint or integer (a larger one was a
+# 500, found by schemathesis).
+MAXIMA = {
+    name: 2**63 - 1 if isinstance(quotas.c[name].type, sa.BigInteger) else 2**31 - 1
+    for name in LIMITS
+}
 
 
 async def _report(ctx: Context, user: str) -> dict[str, Any]:
@@ -80,14 +88,15 @@ def _limits(body: Any) -> dict[str, int | None]:
     if unknown:
         raise HTTPException(400, f"unknown limits: {sorted(unknown)}")
     for name, value in body.items():
-        valid = value is None or (type(value) is int and 0 <= value < 2**63)
+        if isinstance(value, float) and value.is_integer():
+            value = body[name] = int(value)  # JSON's 5.0 is the integer 5 (JSON Schema agrees)
+        valid = value is None or (type(value) is int and 0 <= value <= MAXIMA[name])
         if not valid:
-            raise HTTPException(400, f"{name} must be a non-negative integer or null")
+            raise HTTPException(400, f"{name} must be an integer from 0 to {MAXIMA[name]}, or null")
     return dict(body)
 
 
 routes = [
     Route("/api/me", me, methods=["GET"]),
-    Route("/api/quotas/{user:str}", show, methods=["GET"]),
-    Route("/api/quotas/{user:str}", update, methods=["PUT"]),
+    route("/api/quotas/{user:str}", GET=show, PUT=update),
 ]

@@ -20,7 +20,7 @@ import pytest
 from app.download.headers import MAX_NAME_BYTES
 from tests.download.client import ADMIN, fetch
 from tests.download.test_routes import _names
-from tests.gateways import Target
+from tests.gateways import Target, new_user
 from tests.tus.client import OCTETS, b64, my_files, sha256
 
 PASSWD_LINE = b"root:"  # /etc/passwd's first line, should any answer carry it
@@ -245,3 +245,67 @@ def created_key(http: httpx.Client, target: Target, user: str, checksum: str) ->
     assert response.status_code == 200, response.text
     upload_id: str = response.json()["events"][0]["upload_id"]
     return upload_id
+
+
+# Found by tests/api/test_schemathesis.py, kept here as plain regression tests.
+
+
+def test_text_postgresql_cannot_hold_is_a_400_not_a_500(target: Target, http: httpx.Client) -> None:
+    """NUL in a query parameter or path reached PostgreSQL, which refuses it (was 500)."""
+    admin = target.headers("root", roles=ADMIN)
+    audit = http.get(f"{target.url}/api/audit", headers=admin, params={"user": "a\x00b"})
+    quota = http.get(f"{target.url}/api/quotas/a%00b", headers=admin)
+    for response in (audit, quota):
+        if target.name == "services":
+            assert response.status_code == 400, response.text
+            assert "cannot be stored" in response.json()["error"]
+        else:  # SQLite holds NUL: nobody by that name
+            assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("limit", "value", "status"),
+    [
+        ("max_uploads", 2**31 - 1, 200),
+        ("max_uploads", 2**31, 400),  # an integer column: was a 500 on PostgreSQL
+        ("max_concurrent_downloads", 2**31, 400),
+        ("max_download_bytes", 2**63 - 1, 200),
+        ("max_download_bytes", 2**63, 400),
+        ("max_uploads", 7.0, 200),  # JSON's 7.0 is the integer 7 (was refused)
+        ("max_uploads", 7.5, 400),
+    ],
+)
+def test_quota_limits_are_bounded_by_what_the_database_holds(
+    target: Target, http: httpx.Client, limit: str, value: float, status: int
+) -> None:
+    url = f"{target.url}/api/quotas/{new_user()}"
+    response = http.put(url, headers=target.headers("root", roles=ADMIN), json={limit: value})
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.json()["overrides"][limit] == value
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "1\u00b9"])
+def test_audit_numbers_are_ascii_digits(target: Target, http: httpx.Client, value: str) -> None:
+    """``"²".isdigit()`` is true but ``int("²")`` fails: such a limit was a 500."""
+    admin = target.headers("root", roles=ADMIN)
+    for name in ("limit", "before"):
+        response = http.get(f"{target.url}/api/audit", headers=admin, params={name: value})
+        assert response.status_code == 400, response.text
+        assert response.json() == {"error": f"{name} must be a non-negative integer"}
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/api/quotas/someone", {"GET", "HEAD", "PUT"}),
+        (f"/api/files/{SHA}/hold", {"PUT", "DELETE"}),
+    ],
+)
+def test_a_method_not_allowed_names_every_allowed_one(
+    target: Target, http: httpx.Client, path: str, allowed: set[str]
+) -> None:
+    """Each method had a route of its own, whose 405 named only that method in Allow."""
+    response = http.post(f"{target.url}{path}", headers=target.headers("root", roles=ADMIN))
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == allowed
