@@ -88,7 +88,7 @@ TERMINATED = TusError(410, "upload terminated")
 LOCKED = TusError(423, "upload is being written by another request; retry shortly")
 STORE_UNAVAILABLE = TusError(503, "storage unavailable; retry later", {"Retry-After": "5"})
 LOCKS_UNAVAILABLE = TusError(503, "lock service unavailable; retry later", {"Retry-After": "5"})
-STORE_FULL = TusError(507, "storage full")
+STORE_FULL = TusError(507, "storage full: nothing of this request was stored; retry later")
 DATABASE_UNAVAILABLE = TusError(503, "database unavailable; retry later", {"Retry-After": "5"})
 SHUTTING_DOWN = TusError(
     503, "this instance is shutting down; retry (another one answers)", {"Retry-After": "1"}

@@ -7,7 +7,6 @@ every failure goes through ``errors.error_response``. Each response carries ``Tu
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from functools import wraps
 
 from starlette.requests import Request
@@ -115,10 +114,13 @@ async def create(request: Request) -> Response:
     new = lifecycle.NewUpload(length, metadata, partial=concat_header is not None)
     upload = await lifecycle.create(ctx, principal, new)
     if chunk is not None and upload.state != DONE:
-        # The upload exists whatever happens to its first bytes: the client learns the offset
-        # from this answer and resumes from there.
-        with suppress(errors.TusError):
+        # The upload exists whatever happens to its first bytes (a bad checksum, a full disk):
+        # the client learns the offset from this answer and resumes from there.
+        try:
             upload = await receive.write(ctx, upload.id, principal, chunk)
+        except Exception as exc:
+            if errors.to_tus_error(exc) is None:
+                raise
     return Response(status_code=201, headers=_created_headers(request, upload, with_body))
 
 

@@ -1,0 +1,137 @@
+"""Disk full where the gateway writes upload bytes: a clear 507, and nothing lost or damaged.
+
+The filesystem store writes into its directory; the S3 store spools every part to a local
+directory before sending it (``spool_dir``) and loads an upload's tail there to resume it.
+Each test puts one of them on a small tmpfs of its own, fills it with an upload, checks the
+answer and the committed offset, makes room (the tmpfs grows, as when an operator frees space)
+and resumes the upload to the end, then checks the SHA-256 of what is stored.
+
+Mounting needs root, as CI has; elsewhere these tests fail, loudly, rather than skip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.download.client import fetch
+from tests.gateways import StartTarget, Target
+from tests.tus.client import create, offset, patch
+
+MiB = 1024 * 1024
+Mount = Callable[[str, str], Path]
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Mount]:
+    """``tmpfs(name, size)``: a new tmpfs of ``size`` (e.g. "3m") under the test's directory,
+    unmounted after the test (this fixture comes before ``start``: the gateways stop first)."""
+    if os.geteuid() != 0:
+        pytest.fail("mounting a tmpfs needs root (CI runs as root): run these tests as root")
+    mounted: list[Path] = []
+
+    def mount(name: str, size: str) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path], check=True)
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", "--lazy", path], check=True)
+
+
+def _grow(path: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", path], check=True)
+
+
+def _assert_full(response: httpx.Response) -> None:
+    assert response.status_code == 507, response.text
+    assert response.text.startswith("storage full"), response.text
+    assert response.text.count("\n") == 1  # one line
+
+
+def _finish_and_verify(
+    http: httpx.Client, target: Target, user: str, url: str, body: bytes
+) -> None:
+    """Resume from the offset the gateway reports, to the end; the file must be ``body``."""
+    at = offset(http, target, user, url)
+    response = patch(http, target, user, url, at, body[at:])
+    assert response.status_code == 204, response.text
+    assert response.headers["upload-offset"] == str(len(body))
+    stored = fetch(http, target, user, hashlib.sha256(body).hexdigest())
+    assert stored.status_code == 200
+    assert hashlib.sha256(stored.content).hexdigest() == hashlib.sha256(body).hexdigest()
+
+
+def test_a_full_store_directory_answers_507_and_the_upload_resumes(
+    tmpfs: Mount, start: StartTarget, tmp_path: Path, http: httpx.Client, user: str
+) -> None:
+    store = tmpfs("store", "4m")
+    config = tmp_path / "tusgate.toml"
+    config.write_text(f'[[locations]]\nname = "local"\npath = "{store}"\n')
+    target = start("embedded", TUSGATE_CONFIG=str(config))
+    body = os.urandom(8 * MiB + 123)
+    url = create(http, target, user, len(body))
+
+    first = patch(http, target, user, url, 0, body[: 2 * MiB])
+    assert first.status_code == 204, first.text
+    _assert_full(patch(http, target, user, url, 2 * MiB, body[2 * MiB :]))
+    # Nothing of the refused request counts; what was committed before stays.
+    assert offset(http, target, user, url) == 2 * MiB
+    _assert_full(patch(http, target, user, url, 2 * MiB, body[2 * MiB :]))
+    assert offset(http, target, user, url) == 2 * MiB
+
+    _grow(store, "64m")
+    _finish_and_verify(http, target, user, url, body)
+
+
+def test_a_full_spool_answers_507_and_the_s3_upload_resumes(
+    tmpfs: Mount, start: StartTarget, http: httpx.Client, user: str
+) -> None:
+    spool = tmpfs("spool", "3m")  # less than one 5 MiB part
+    target = start("services", TUSGATE_SPOOL_DIR=str(spool))
+    body = os.urandom(12 * MiB + 321)
+    url = create(http, target, user, len(body))
+
+    # 1 MiB committed as the upload's tail; resuming loads it into the spool, and the next
+    # 3 MiB do not fit beside it.
+    first = patch(http, target, user, url, 0, body[:MiB])
+    assert first.status_code == 204, first.text
+    _assert_full(patch(http, target, user, url, MiB, body[MiB : 4 * MiB]))
+    assert offset(http, target, user, url) == MiB
+    assert list(spool.iterdir()) == []  # the failed writer's spool files are gone
+
+    _grow(spool, "32m")
+    _finish_and_verify(http, target, user, url, body)
+    assert list(spool.iterdir()) == []
+
+
+def test_creation_with_upload_on_a_full_disk_still_creates_the_upload(
+    tmpfs: Mount, start: StartTarget, tmp_path: Path, http: httpx.Client, user: str
+) -> None:
+    """The upload exists whatever happens to its first bytes: the client gets its URL and the
+    offset reached, and resumes from there."""
+    store = tmpfs("store", "1m")
+    config = tmp_path / "tusgate.toml"
+    config.write_text(f'[[locations]]\nname = "local"\npath = "{store}"\n')
+    target = start("embedded", TUSGATE_CONFIG=str(config))
+    body = os.urandom(3 * MiB)
+    headers = target.headers(
+        user, Upload_Length=str(len(body)), Content_Type="application/offset+octet-stream"
+    )
+    created = http.post(target.files_url, headers=headers, content=body)
+    assert created.status_code == 201, created.text
+    assert created.headers["upload-offset"] == "0"
+    url = created.headers["location"]
+    assert offset(http, target, user, url) == 0
+
+    _grow(store, "64m")
+    _finish_and_verify(http, target, user, url, body)
