@@ -21,7 +21,10 @@ from starlette.types import ASGIApp
 
 from app.settings import Settings
 
-KEEP_ALIVE_SECONDS = 75  # longer than nginx's and most clients' idle timeouts
+# Connections the kernel queues for accepting (hypercorn's default: 100): a burst of a few
+# thousand new connections overflowed that, and the clients dropped waited a second for their
+# SYN to be sent again (uvicorn's default is this already).
+LISTEN_BACKLOG = 2048
 
 
 async def serve(
@@ -50,7 +53,10 @@ async def _hypercorn(
     config.bind = [f"{host}:{port}"]
     config.accesslog = None  # RequestLog writes one line per request
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.keep_alive_timeout = KEEP_ALIVE_SECONDS
+    # Closes idle connections, and those whose request head never completes (slowloris).
+    # No read_timeout: it would also cut a long download to a client that sends nothing.
+    config.keep_alive_timeout = settings.keep_alive_timeout_seconds
+    config.backlog = LISTEN_BACKLOG
     config.graceful_timeout = settings.shutdown_timeout_seconds
     await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
@@ -66,7 +72,8 @@ async def _uvicorn(
         port=port,
         log_config=None,
         access_log=False,  # RequestLog writes one line per request
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_keep_alive=round(settings.keep_alive_timeout_seconds),
+        backlog=LISTEN_BACKLOG,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
         lifespan="on",
     )

@@ -104,6 +104,12 @@ class Settings:
     # when the lock expires, instead of answering 423.
     lock_ttl_seconds: float = 8.0
     patch_idle_timeout_seconds: float = 60.0
+    # PATCHes (and POSTs with bytes) one user may have sending at once, on all instances
+    # together (a tus client sends one per upload); None: no limit.
+    max_concurrent_patches: int | None = 10
+    # An idle connection (between requests, or under hypercorn one that never finishes sending
+    # its request head) is closed after this long; longer than nginx's keep-alive.
+    keep_alive_timeout_seconds: float = 75.0
     # Bytes gathered from the request body before hashing and writing them off the event loop.
     write_batch_size: int = 256 * 1024
     fsync: bool = True
@@ -223,6 +229,8 @@ _ENV: dict[str, tuple[str, str]] = {
     "TUSGATE_UPLOAD_EXPIRY_SECONDS": ("", "upload_expiry_seconds"),
     "TUSGATE_LOCK_WAIT_SECONDS": ("", "lock_wait_seconds"),
     "TUSGATE_PATCH_IDLE_TIMEOUT_SECONDS": ("", "patch_idle_timeout_seconds"),
+    "TUSGATE_MAX_CONCURRENT_PATCHES": ("", "max_concurrent_patches"),
+    "TUSGATE_KEEP_ALIVE_TIMEOUT_SECONDS": ("", "keep_alive_timeout_seconds"),
     "TUSGATE_FSYNC": ("", "fsync"),
     "TUSGATE_CORS_ORIGINS": ("", "cors_origins"),
     "TUSGATE_RETENTION_DAYS": ("", "retention_days"),
@@ -394,6 +402,12 @@ def _validate(settings: Settings) -> None:
         raise ValueError("lock_ttl_seconds must be shorter than lock_wait_seconds")
     if not 1 <= settings.retention_days <= MAX_RETENTION_DAYS:
         raise ValueError(f"retention_days must lie between 1 and {MAX_RETENTION_DAYS}")
+    if settings.max_concurrent_patches is not None and settings.max_concurrent_patches < 1:
+        raise ValueError("max_concurrent_patches must be at least 1 (or none: no limit)")
+    if settings.keep_alive_timeout_seconds <= 0 or settings.patch_idle_timeout_seconds <= 0:
+        raise ValueError(
+            "keep_alive_timeout_seconds and patch_idle_timeout_seconds must be positive"
+        )
     if settings.write_batch_size < 4096:
         raise ValueError("write_batch_size must be at least 4096 bytes")
     if settings.link_ttl_seconds < 1:

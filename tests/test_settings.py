@@ -77,6 +77,8 @@ def test_a_toml_file_sets_kind_priority_and_physical_deletion(tmp_path: Path) ->
         ("restore_poll_seconds = 0\n", "restore_poll_seconds must be positive"),
         ("quota_max_downloads = -1\n", "quota_max_downloads must not be negative"),
         ('server = "gunicorn"\n', "server must be one of"),
+        ("max_concurrent_patches = 0\n", "max_concurrent_patches must be at least 1"),
+        ("keep_alive_timeout_seconds = 0\n", "keep_alive_timeout_seconds and patch_idle"),
     ],
 )
 def test_invalid_location_settings_are_refused(tmp_path: Path, toml: str, message: str) -> None:
@@ -84,3 +86,12 @@ def test_invalid_location_settings_are_refused(tmp_path: Path, toml: str, messag
     config.write_text(toml)
     with pytest.raises(ValueError, match=message):
         load_settings({"TUSGATE_CONFIG": str(config)})
+
+
+def test_the_slow_client_limits_come_from_the_environment() -> None:
+    default = load_settings({})
+    assert (default.max_concurrent_patches, default.keep_alive_timeout_seconds) == (10, 75.0)
+    chosen = load_settings(
+        {"TUSGATE_MAX_CONCURRENT_PATCHES": "none", "TUSGATE_KEEP_ALIVE_TIMEOUT_SECONDS": "5"}
+    )
+    assert (chosen.max_concurrent_patches, chosen.keep_alive_timeout_seconds) == (None, 5.0)

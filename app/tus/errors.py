@@ -14,6 +14,8 @@ from starlette.responses import Response
 from app import db as database
 from app import metrics
 from app.locks.base import LockTimeout, LockUnavailable
+from app.quota import patches
+from app.quota.patches import TooManyPatches
 from app.quota.storage import QuotaExceeded
 from app.storage.errors import StorageError, StorageFull
 
@@ -108,6 +110,9 @@ def to_tus_error(exc: Exception) -> TusError | None:
     if isinstance(exc, QuotaExceeded):
         metrics.QUOTA_REJECTIONS.labels("storage").inc()
         return TusError(403, str(exc))
+    if isinstance(exc, TooManyPatches):
+        metrics.QUOTA_REJECTIONS.labels("patches").inc()
+        return TusError(429, str(exc), {"Retry-After": str(patches.RETRY_AFTER_SECONDS)})
     if isinstance(exc, LockTimeout):
         return LOCKED
     if isinstance(exc, LockUnavailable):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 
 from app import metrics
@@ -19,6 +20,7 @@ from app.context import Context
 from app.db import uploads as queries
 from app.db.uploads import COMPLETING, DONE, RECEIVING, Upload
 from app.locks.base import LockTimeout
+from app.quota import patches
 from app.quota import storage as storage_quota
 from app.storage.base import Writer
 from app.tus import checksum, concat, errors, lifecycle
@@ -40,14 +42,18 @@ class Chunk:
 
 
 async def write(ctx: Context, upload_id: str, principal: Principal, chunk: Chunk) -> Upload:
-    """Receive one PATCH body into the upload; returns the upload as committed."""
-    ctx.receiving.add(chunk.reader.stop)
-    metrics.PATCHES_IN_PROGRESS.inc()
-    try:
-        return await _write(ctx, upload_id, principal, chunk)
-    finally:
-        ctx.receiving.discard(chunk.reader.stop)
-        metrics.PATCHES_IN_PROGRESS.dec()
+    """Receive one PATCH body into the upload, in one of its owner's slots (refused before a
+    byte is read when they are all taken); returns the upload as committed."""
+    async with AsyncExitStack() as slot:
+        limit = ctx.settings.max_concurrent_patches
+        await patches.take_slot(slot, ctx.locker, principal.id, limit)
+        ctx.receiving.add(chunk.reader.stop)
+        metrics.PATCHES_IN_PROGRESS.inc()
+        try:
+            return await _write(ctx, upload_id, principal, chunk)
+        finally:
+            ctx.receiving.discard(chunk.reader.stop)
+            metrics.PATCHES_IN_PROGRESS.dec()
 
 
 async def _write(ctx: Context, upload_id: str, principal: Principal, chunk: Chunk) -> Upload:
