@@ -72,9 +72,10 @@ def _time(value: str | None, name: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        # In UTC now: 9999-12-31T23:59-01:00 is past the last year datetime holds (was a 500).
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         raise HTTPException(400, f"{name} must be an ISO 8601 time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 routes = [Route("/api/audit", search, methods=["GET"])]

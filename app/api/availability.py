@@ -30,7 +30,9 @@ MAX_CHECKSUMS = 100
 async def availability(request: Request) -> Response:
     ctx = context(request)
     reader = access.bearer_reader(request)
-    checksums, wants_restore = _parse(await json_body(request))
+    checksums, wants_restore = _parse(
+        await json_body(request, context(request).settings.patch_idle_timeout_seconds)
+    )
     answers = []
     for sha256 in dict.fromkeys(checksums):  # each once, in the order asked
         try:

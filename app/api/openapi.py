@@ -137,6 +137,8 @@ DOCUMENT: dict[str, Any] = {
                         }
                     ),
                     "400": ERROR,
+                    "408": ERROR,
+                    "413": ERROR,
                 },
                 body={
                     "schema": {
@@ -164,7 +166,13 @@ DOCUMENT: dict[str, Any] = {
             ),
             "put": _op(
                 "Override a user's limits; null returns one to the default (admins)",
-                {"200": _json(_ref("Quota")), "400": ERROR, "403": ERROR},
+                {
+                    "200": _json(_ref("Quota")),
+                    "400": ERROR,
+                    "403": ERROR,
+                    "408": ERROR,
+                    "413": ERROR,
+                },
                 [USER],
                 {
                     "schema": {

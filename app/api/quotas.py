@@ -72,7 +72,7 @@ async def update(request: Request) -> Response:
     principal = admin(request)
     ctx = context(request)
     user = request.path_params["user"]
-    values = _limits(await json_body(request))
+    values = _limits(await json_body(request, context(request).settings.patch_idle_timeout_seconds))
     await storage_quota.set_overrides(ctx.db, user, values, now())
     await audit.record(
         ctx.db,

@@ -309,3 +309,28 @@ def test_a_method_not_allowed_names_every_allowed_one(
     response = http.post(f"{target.url}{path}", headers=target.headers("root", roles=ADMIN))
     assert response.status_code == 405
     assert set(response.headers["allow"].split(", ")) == allowed
+
+
+def test_audit_times_past_the_last_year_are_400(target: Target, http: httpx.Client) -> None:
+    """In UTC, 9999-12-31T23:59:59-23:59 is in year 10000, which datetime cannot hold (500)."""
+    admin = target.headers("root", roles=ADMIN)
+    for name in ("since", "until"):
+        params = {name: "9999-12-31T23:59:59-23:59"}
+        response = http.get(f"{target.url}/api/audit", headers=admin, params=params)
+        assert response.status_code == 400, response.text
+        assert response.json() == {"error": f"{name} must be an ISO 8601 time"}
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_json_bodies_are_bounded(target: Target, http: httpx.Client, chunked: bool) -> None:
+    """Starlette's request.json() read any size into memory: 64 KiB is plenty (100 checksums
+    take 7 KiB), past it 413, whether the size is declared or not."""
+    body = b'{"checksums": [' + b", ".join([b'"' + b"a" * 64 + b'"'] * 2000) + b"]}"
+    content = iter([body[i : i + 8192] for i in range(0, len(body), 8192)]) if chunked else body
+    response = http.post(
+        f"{target.url}/api/files/availability",
+        headers=target.headers("someone", Content_Type="application/json"),
+        content=content,
+    )
+    assert response.status_code == 413, response.text
+    assert response.json() == {"error": "a JSON body is at most 65536 bytes"}

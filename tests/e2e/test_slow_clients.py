@@ -220,3 +220,17 @@ def test_abandoned_uploads_count_until_they_expire(
         ),
         "the sweeper to give the room back",
     )
+
+
+def test_a_silent_json_body_is_given_up_on(start: StartTarget, user: str) -> None:
+    """A JSON body had no time limit at all: a client could hold its request open for ever."""
+    target = start("embedded", TUSGATE_PATCH_IDLE_TIMEOUT_SECONDS="2")
+    parts = urlsplit(target.url)
+    headers = target.headers(user, Content_Type="application/json", Content_Length="100")
+    lines = ["POST /api/files/availability HTTP/1.1", f"Host: {parts.netloc}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80)) as sock:
+        sock.sendall(("\r\n".join(lines) + '\r\n\r\n{"checksums": [').encode())
+        status, answer = read_response(sock)
+    assert status == 408
+    assert answer["content-type"] == "application/json"
