@@ -42,25 +42,28 @@ class Chunk:
 
 
 async def write(ctx: Context, upload_id: str, principal: Principal, chunk: Chunk) -> Upload:
-    """Receive one PATCH body into the upload, in one of its owner's slots (refused before a
-    byte is read when they are all taken); returns the upload as committed."""
-    async with AsyncExitStack() as slot:
-        limit = ctx.settings.max_concurrent_patches
-        await patches.take_slot(slot, ctx.locker, principal.id, limit)
-        ctx.receiving.add(chunk.reader.stop)
-        metrics.PATCHES_IN_PROGRESS.inc()
-        try:
-            return await _write(ctx, upload_id, principal, chunk)
-        finally:
-            ctx.receiving.discard(chunk.reader.stop)
-            metrics.PATCHES_IN_PROGRESS.dec()
+    """Receive one PATCH body into the upload; returns the upload as committed."""
+    ctx.receiving.add(chunk.reader.stop)
+    metrics.PATCHES_IN_PROGRESS.inc()
+    try:
+        return await _write(ctx, upload_id, principal, chunk)
+    finally:
+        ctx.receiving.discard(chunk.reader.stop)
+        metrics.PATCHES_IN_PROGRESS.dec()
 
 
 async def _write(ctx: Context, upload_id: str, principal: Principal, chunk: Chunk) -> Upload:
     asked = time.perf_counter()
-    async with ctx.locker.hold(upload_id, wait=ctx.settings.lock_wait_seconds) as lease:
+    async with (
+        ctx.locker.hold(upload_id, wait=ctx.settings.lock_wait_seconds) as lease,
+        AsyncExitStack() as slot,
+    ):
         metrics.LOCK_WAIT.observe(time.perf_counter() - asked)
         lease.on_release_requested(chunk.reader.stop)
+        # One of the owner's slots (429 before a byte is read when all are taken), asked for
+        # once the upload is held: a stuck PATCH of this upload has let go of its own by then.
+        limit = ctx.settings.max_concurrent_patches
+        await patches.take_slot(slot, ctx.locker, principal.id, limit)
         upload = await lifecycle.load(ctx, upload_id, principal)
         if upload.is_final:
             raise errors.PATCH_FINAL
