@@ -21,7 +21,7 @@ from app.api.responses import database_error, http_error
 from app.auth.middleware import BearerAuth
 from app.auth.principal import Principal
 from app.context import Context, open_context
-from app.db import DRIVER_ERRORS, VALUE_ERRORS
+from app.db import DRIVER_ERRORS
 from app.download import links as download_links
 from app.download import routes as download_routes
 from app.jobs import events, sweeper, tiering
@@ -165,7 +165,7 @@ def create_app(settings: Settings) -> Starlette:
         middleware=middleware,
         exception_handlers={
             HTTPException: http_error,
-            **{kind: database_error for kind in (*DRIVER_ERRORS, *VALUE_ERRORS)},
+            **{kind: database_error for kind in DRIVER_ERRORS},
         },
         lifespan=lifespan,
     )

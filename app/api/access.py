@@ -30,6 +30,14 @@ def admin(request: Request) -> Principal:
     return principal
 
 
+def text(value: str, name: str) -> str:
+    """A text parameter, refused (400) if it holds NUL: PostgreSQL's text cannot, and SQLite's
+    can, so the answer would otherwise depend on the database."""
+    if "\x00" in value:
+        raise HTTPException(400, f"{name} must not contain NUL")
+    return value
+
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 

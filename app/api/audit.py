@@ -14,12 +14,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.access import admin, context
+from app.api.access import admin, context, text
 from app.api.responses import iso, json_response
 from app.db import audit
 from app.db.audit import Filter
 
 MAX_LIMIT = 500
+TEXTS = ("user", "sha256", "upload_id", "action")  # the filters on text columns
 
 
 async def search(request: Request) -> Response:
@@ -28,11 +29,12 @@ async def search(request: Request) -> Response:
     limit = _int(params.get("limit"), "limit", 100) or 0
     if not 1 <= limit <= MAX_LIMIT:
         raise HTTPException(400, f"limit must lie between 1 and {MAX_LIMIT}")
+    texts = {name: text(params[name], name) for name in TEXTS if name in params}
     where = Filter(
-        user=params.get("user"),
-        sha256=params.get("sha256"),
-        upload_id=params.get("upload_id"),
-        action=params.get("action"),
+        user=texts.get("user"),
+        sha256=texts.get("sha256"),
+        upload_id=texts.get("upload_id"),
+        action=texts.get("action"),
         since=_time(params.get("since"), "since"),
         until=_time(params.get("until"), "until"),
         before_id=_int(params.get("before"), "before", None),

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api import quotas
+from app.api import audit, quotas
 from app.api.responses import json_response
 
 SHA256 = {
@@ -22,7 +22,9 @@ SHA256 = {
     "required": True,
     "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
 }
-USER = {"name": "user", "in": "path", "required": True, "schema": {"type": "string"}}
+# Text the database can hold (PostgreSQL's takes no NUL).
+TEXT = {"type": "string", "pattern": "^[^\x00]*$"}
+USER = {"name": "user", "in": "path", "required": True, "schema": TEXT}
 UPLOAD_ID = {"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string"}}
 ERROR = {
     "description": "refused, with a one-line reason",
@@ -189,10 +191,7 @@ DOCUMENT: dict[str, Any] = {
                 "The audit trail, newest first (admins)",
                 {"200": _json({"type": "object"}), "400": ERROR, "403": ERROR},
                 [
-                    *(
-                        {"name": name, "in": "query", "schema": {"type": "string"}}
-                        for name in ("user", "sha256", "upload_id", "action")
-                    ),
+                    *({"name": name, "in": "query", "schema": TEXT} for name in audit.TEXTS),
                     *(
                         {"name": name, "in": "query", "schema": TIME_PARAMETER}
                         for name in ("since", "until")

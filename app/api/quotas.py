@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.access import admin, caller, context, route
+from app.api.access import admin, caller, context, route, text
 from app.api.responses import json_body, json_response
 from app.context import Context
 from app.db import audit
@@ -64,14 +64,14 @@ async def me(request: Request) -> Response:
 
 async def show(request: Request) -> Response:
     admin(request)
-    user = request.path_params["user"]
+    user = text(request.path_params["user"], "user")
     return json_response({"user": user, **await _report(context(request), user)})
 
 
 async def update(request: Request) -> Response:
     principal = admin(request)
     ctx = context(request)
-    user = request.path_params["user"]
+    user = text(request.path_params["user"], "user")
     values = _limits(await json_body(request, context(request).settings.patch_idle_timeout_seconds))
     await storage_quota.set_overrides(ctx.db, user, values, now())
     await audit.record(

@@ -59,15 +59,7 @@ async def json_body(request: Request, idle_timeout: float) -> Any:
 
 
 async def database_error(request: Request, exc: Exception) -> Response:
-    """A driver's error: 400 for a value the database cannot hold (PostgreSQL's text takes no
-    NUL: a query parameter or path holding one was a 500), 503 when the database cannot be
-    reached now, else a bug (500)."""
-    if isinstance(exc, database.VALUE_ERRORS):
-        return JSONResponse(
-            {"error": "a value in the request cannot be stored (a NUL character?)"},
-            status_code=400,
-            headers={"Cache-Control": "no-store"},
-        )
+    """A driver's error: 503 when the database cannot be reached now, else a bug (500)."""
     if not database.unreachable(exc):
         raise exc
     return JSONResponse(

@@ -24,9 +24,6 @@ DRIVER_ERRORS = (
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.InterfaceError,  # a connection of the pool that died
 )
-# What PostgreSQL answers for a value it cannot hold: text with NUL, a number out of range.
-# The request brought it (a 400), unless the gateway's own checks should have caught it first.
-VALUE_ERRORS = (asyncpg.exceptions.DataError,)
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 WAL_ATTEMPTS = 100
 
