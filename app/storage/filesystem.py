@@ -317,12 +317,16 @@ def _replace_text(path: Path, text: str, fsync: bool) -> None:
 def _concatenate(target: Path, sources: Sequence[tuple[Path, int]], fsync: bool) -> None:
     partial = target.with_suffix(".part")
     with partial.open("wb") as out:
-        for path, size in sources:
-            with path.open("rb") as source:
-                _copy(source.fileno(), out.fileno(), size)
-        if fsync:
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            for path, size in sources:
+                with path.open("rb") as source:
+                    _copy(source.fileno(), out.fileno(), size)
+            if fsync:
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError:
+            out.truncate(0)  # a half-made copy only takes room (a full disk stays full)
+            raise
     os.replace(partial, target)
     target.with_suffix(".offset").unlink(missing_ok=True)
 

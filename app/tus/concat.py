@@ -60,7 +60,15 @@ async def create_final(
         reserved=length or 0,
     )
     upload = await lifecycle.insert(ctx, upload, principal)
-    return await assemble(ctx, upload.id) or upload
+    try:
+        return await assemble(ctx, upload.id) or upload
+    except Exception as exc:
+        # It exists now (a full disk, a store away): the client gets its URL, and a HEAD on it
+        # retries the assembly.
+        if errors.to_tus_error(exc) is None:
+            raise
+        log.warning("assembling final upload %s failed; a HEAD on it retries: %s", upload.id, exc)
+        return upload
 
 
 def _partial(partial: Upload | None, upload_id: str, principal: Principal, location: str) -> Upload:

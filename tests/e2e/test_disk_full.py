@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ import pytest
 
 from tests.download.client import fetch
 from tests.gateways import StartTarget, Target
-from tests.tus.client import create, offset, patch
+from tests.tus.client import create, head, offset, patch
 
 MiB = 1024 * 1024
 Mount = Callable[[str, str], Path]
@@ -135,3 +136,36 @@ def test_creation_with_upload_on_a_full_disk_still_creates_the_upload(
 
     _grow(store, "64m")
     _finish_and_verify(http, target, user, url, body)
+
+
+def test_concatenation_on_a_full_disk_leaves_a_final_upload_to_finish(
+    tmpfs: Mount, start: StartTarget, tmp_path: Path, http: httpx.Client, user: str
+) -> None:
+    """Joining partial uploads writes the whole file again: on a full disk the final upload is
+    created all the same, and a HEAD assembles it once there is room."""
+    store = tmpfs("store", "5m")
+    config = tmp_path / "tusgate.toml"
+    config.write_text(f'[[locations]]\nname = "local"\npath = "{store}"\n')
+    target = start("embedded", TUSGATE_CONFIG=str(config))
+    pieces = [os.urandom(2 * MiB), os.urandom(2 * MiB)]
+    urls = []
+    for piece in pieces:
+        url = create(http, target, user, len(piece), Upload_Concat="partial")
+        assert patch(http, target, user, url, 0, piece).status_code == 204
+        urls.append(url)
+    headers = target.headers(user, Upload_Concat="final;" + " ".join(urls))
+    final = http.post(target.files_url, headers=headers)
+    assert final.status_code == 201, final.text
+    full = head(http, target, user, final.headers["location"])
+    assert full.status_code == 507
+    assert "upload-offset" not in full.headers
+    # The half-made copy is gone: the partials alone take the room.
+    assert shutil.disk_usage(store).used < 4 * MiB + 64 * 1024
+
+    _grow(store, "64m")
+    assembled = head(http, target, user, final.headers["location"])
+    assert assembled.status_code == 200
+    assert assembled.headers["upload-offset"] == str(4 * MiB)
+    stored = fetch(http, target, user, hashlib.sha256(b"".join(pieces)).hexdigest())
+    assert stored.status_code == 200
+    assert stored.content == b"".join(pieces)
