@@ -238,3 +238,34 @@ def test_a_silent_json_body_is_given_up_on(start: StartTarget, user: str) -> Non
         status, answer = read_response(sock)
     assert status == 408
     assert answer["content-type"] == "application/json"
+
+
+def test_downloads_never_read_hold_only_their_readers_slots(
+    start: StartTarget, user: str, http: httpx.Client
+) -> None:
+    """A reader that stops reading blocks its own download (no time limit: a slow link may
+    take hours), holding one of its ``quota_max_concurrent_downloads`` slots and nothing
+    else; closing the connection frees it."""
+    target = start("embedded", TUSGATE_QUOTA_MAX_CONCURRENT_DOWNLOADS="2")
+    body = os.urandom(64 * MiB)  # more than the socket buffers hold
+    checksum = store(http, target, user, body)
+    parts = urlsplit(target.url)
+    stalled = []
+    for _ in range(2):
+        sock = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80))
+        request = f"GET /download/{checksum} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        request += f"Authorization: Bearer {target.token(user)}\r\n\r\n"
+        sock.sendall(request.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:  # the answer has begun: the slot is taken
+            head += sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        stalled.append(sock)
+    try:
+        refused = fetch(http, target, user, checksum)
+        assert refused.status_code == 429, refused.text
+        _others_are_served(http, target)
+    finally:
+        for sock in stalled:
+            sock.close()
+    wait_for(lambda: fetch(http, target, user, checksum).status_code == 200, "the slots")
