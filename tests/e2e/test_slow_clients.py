@@ -7,7 +7,9 @@
   (slowloris), cost the others nothing and are closed after ``keep_alive_timeout_seconds``;
 - a user may have ``max_concurrent_patches`` PATCHes sending at once (429 past it, on every
   instance together) and ``quota_max_uploads`` unfinished uploads (403 past it); abandoned
-  uploads expire and give their room back.
+  uploads expire and give their room back;
+- a JSON body left unfinished is given up on; a download never read holds only its reader's
+  download slot.
 
 Everything waits on events (a socket closing, an upload's ``writing`` flag), never on sleeps;
 the only clock is the trickle's own pace.
