@@ -274,6 +274,7 @@ async def terminate(ctx: Context, upload_id: str, principal: Principal) -> None:
     The row changes first and the bytes go second: a crash in between leaves bytes that the
     sweeper finds (an ended upload still naming a store key) and frees.
     """
+    await load(ctx, upload_id, principal)  # someone else's: 404 before disturbing its PATCH
     async with ctx.locker.hold(upload_id, wait=ctx.settings.lock_wait_seconds):
         upload = await load(ctx, upload_id, principal)
         if not await queries.end(ctx.db, upload, TERMINATED):

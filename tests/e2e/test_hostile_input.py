@@ -21,7 +21,18 @@ from app.download.headers import MAX_NAME_BYTES
 from tests.download.client import ADMIN, fetch
 from tests.download.test_routes import _names
 from tests.gateways import Target, new_user
-from tests.tus.client import OCTETS, b64, my_files, sha256
+from tests.tus.client import (
+    OCTETS,
+    b64,
+    create,
+    my_files,
+    open_patch,
+    patch,
+    read_response,
+    sha256,
+    wait_for,
+    writing,
+)
 
 PASSWD_LINE = b"root:"  # /etc/passwd's first line, should any answer carry it
 SHA = "a" * 64
@@ -336,3 +347,24 @@ def test_json_bodies_are_bounded(target: Target, http: httpx.Client, chunked: bo
     )
     assert response.status_code == 413, response.text
     assert response.json() == {"error": "a JSON body is at most 65536 bytes"}
+
+
+def test_another_users_requests_for_an_upload_do_not_interrupt_its_patch(
+    target: Target, user: str, http: httpx.Client
+) -> None:
+    """A PATCH or DELETE naming someone else's upload is 404 — and must not make the owner's
+    PATCH in progress let go of the upload first, as a request of the owner's own does."""
+    url = create(http, target, user, 1000)
+    sock = open_patch(target, user, url, 0, 1000, b"a" * 10)
+    try:
+        wait_for(lambda: writing(http, target, user, url), "the owner's PATCH to hold the upload")
+        stranger = new_user()
+        assert patch(http, target, stranger, url, 0, b"b" * 10).status_code == 404
+        assert http.delete(url, headers=target.headers(stranger)).status_code == 404
+        assert writing(http, target, user, url)  # still receiving
+        sock.sendall(b"a" * 990)
+        status, headers = read_response(sock)
+    finally:
+        sock.close()
+    assert status == 204
+    assert headers["upload-offset"] == "1000"
