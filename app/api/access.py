@@ -1,14 +1,9 @@
-"""Who may call the JSON API: the caller, and admins (the role named by ``admin_role``); and
-how one path takes several methods."""
+"""Who may call the JSON API: the caller, and admins (the role named by ``admin_role``)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from app.auth.principal import Principal, of_request
 from app.context import Context
@@ -36,17 +31,3 @@ def text(value: str, name: str) -> str:
     if "\x00" in value:
         raise HTTPException(400, f"{name} must not contain NUL")
     return value
-
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def route(path: str, **by_method: Endpoint) -> Route:
-    """One route for every method of ``path`` (``GET=show, PUT=update``): a method it lacks then
-    answers 405 with all the others in ``Allow``, where one route per method would name only its
-    own (found by schemathesis)."""
-
-    async def endpoint(request: Request) -> Response:
-        return await by_method[request.method](request)
-
-    return Route(path, endpoint, methods=list(by_method))

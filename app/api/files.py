@@ -10,13 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.access import admin, caller, context, route
+from app.api.access import admin, caller, context
 from app.api.responses import iso, json_response
 from app.db import audit
 from app.db import files as queries
 from app.db.audit import Event
 from app.db.files import SHA256
 from app.files import catalogue
+from app.routing import route
 
 
 async def mine(request: Request) -> Response:

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.access import admin, caller, context, route, text
+from app.api.access import admin, caller, context, text
 from app.api.responses import json_body, json_response
 from app.context import Context
 from app.db import audit
@@ -23,6 +23,7 @@ from app.db.audit import Event
 from app.db.schema import quotas
 from app.quota import downloads as download_quota
 from app.quota import storage as storage_quota
+from app.routing import route
 from app.tus.lifecycle import now
 
 LIMITS = (*storage_quota.LIMITS, *download_quota.LIMITS)

@@ -20,13 +20,13 @@ from functools import wraps
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from app.auth.principal import Principal, of_request
 from app.context import Context
 from app.db.uploads import DONE, Upload
 from app.resumable import fields, problems
 from app.resumable.fields import INTEROP_VERSION
+from app.routing import route
 from app.tus import errors, lifecycle, receive
 from app.tus.body import BodyReader
 from app.tus.errors import MISMATCHING_OFFSET
@@ -223,9 +223,12 @@ async def cancel(request: Request) -> Response:
 
 
 routes = [
-    Route("/resumable/", options, methods=["OPTIONS"]),
-    Route("/resumable/", create, methods=["POST"], name="resumable:create"),
-    Route("/resumable/{upload_id:str}", offset, methods=["HEAD", "GET"], name="resumable:upload"),
-    Route("/resumable/{upload_id:str}", append, methods=["PATCH"]),
-    Route("/resumable/{upload_id:str}", cancel, methods=["DELETE"]),
+    route("/resumable/", OPTIONS=options, POST=create, name="resumable:create"),
+    route(
+        "/resumable/{upload_id:str}",
+        GET=offset,
+        PATCH=append,
+        DELETE=cancel,
+        name="resumable:upload",
+    ),
 ]

@@ -11,11 +11,11 @@ from functools import wraps
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from app.auth.principal import Principal, of_request
 from app.context import Context
 from app.db.uploads import DONE, RECEIVING, Upload
+from app.routing import route
 from app.storage.base import Concatenator
 from app.tus import concat, errors, lifecycle, receive
 from app.tus.body import BodyReader
@@ -201,10 +201,13 @@ async def delete(request: Request) -> Response:
 
 
 routes = [
-    Route("/files/", options, methods=["OPTIONS"]),
-    Route("/files/", create, methods=["POST"]),
-    Route("/files/{upload_id:str}", head, methods=["HEAD"]),
-    Route("/files/{upload_id:str}", patch, methods=["PATCH"]),
-    Route("/files/{upload_id:str}", delete, methods=["DELETE"]),
-    Route("/files/{upload_id:str}", options, methods=["OPTIONS"], name="tus:upload"),
+    route("/files/", OPTIONS=options, POST=create),
+    route(
+        "/files/{upload_id:str}",
+        HEAD=head,
+        PATCH=patch,
+        DELETE=delete,
+        OPTIONS=options,
+        name="tus:upload",
+    ),
 ]

@@ -313,15 +313,27 @@ def test_audit_numbers_are_ascii_digits(target: Target, http: httpx.Client, valu
     [
         ("/api/quotas/someone", {"GET", "HEAD", "PUT"}),
         (f"/api/files/{SHA}/hold", {"PUT", "DELETE"}),
+        ("/files/", {"OPTIONS", "POST"}),
+        ("/files/someupload", {"HEAD", "PATCH", "DELETE", "OPTIONS"}),
+        ("/resumable/someupload", {"GET", "HEAD", "PATCH", "DELETE"}),
     ],
 )
 def test_a_method_not_allowed_names_every_allowed_one(
     target: Target, http: httpx.Client, path: str, allowed: set[str]
 ) -> None:
     """Each method had a route of its own, whose 405 named only that method in Allow."""
-    response = http.post(f"{target.url}{path}", headers=target.headers("root", roles=ADMIN))
+    method = "POST" if "POST" not in allowed else "PUT"
+    response = http.request(method, f"{target.url}{path}", headers=target.headers("root"))
     assert response.status_code == 405
     assert set(response.headers["allow"].split(", ")) == allowed
+
+
+def test_head_goes_where_get_goes(target: Target, http: httpx.Client) -> None:
+    admin = target.headers("root", roles=ADMIN)
+    got = http.get(f"{target.url}/api/quotas/someone", headers=admin)
+    headed = http.head(f"{target.url}/api/quotas/someone", headers=admin)
+    assert (got.status_code, headed.status_code) == (200, 200)
+    assert headed.headers["content-length"] == got.headers["content-length"]
 
 
 def test_audit_times_past_the_last_year_are_400(target: Target, http: httpx.Client) -> None:
