@@ -105,8 +105,9 @@ class Settings:
     lock_ttl_seconds: float = 8.0
     patch_idle_timeout_seconds: float = 60.0
     # PATCHes (and POSTs with bytes) one user may have sending at once, on all instances
-    # together (a tus client sends one per upload); None: no limit.
-    max_concurrent_patches: int | None = 10
+    # together: a tus client sends one per upload, the page three at once, and a script may run
+    # dozens in parallel; None: no limit.
+    max_concurrent_patches: int | None = 64
     # An idle connection (between requests, or under hypercorn one that never finishes sending
     # its request head) is closed after this long; longer than nginx's keep-alive.
     keep_alive_timeout_seconds: float = 75.0

@@ -90,7 +90,7 @@ def test_invalid_location_settings_are_refused(tmp_path: Path, toml: str, messag
 
 def test_the_slow_client_limits_come_from_the_environment() -> None:
     default = load_settings({})
-    assert (default.max_concurrent_patches, default.keep_alive_timeout_seconds) == (10, 75.0)
+    assert (default.max_concurrent_patches, default.keep_alive_timeout_seconds) == (64, 75.0)
     chosen = load_settings(
         {"TUSGATE_MAX_CONCURRENT_PATCHES": "none", "TUSGATE_KEEP_ALIVE_TIMEOUT_SECONDS": "5"}
     )

@@ -13,6 +13,7 @@ disturbs its holder (``request_release=False``).
 
 from __future__ import annotations
 
+import random
 from contextlib import AsyncExitStack
 
 from app.locks.base import Locker, LockTimeout
@@ -28,7 +29,8 @@ async def take_slot(stack: AsyncExitStack, locker: Locker, user: str, limit: int
     """Hold one of ``user``'s ``limit`` slots until ``stack`` closes (None: no limit)."""
     if limit is None:
         return
-    for index in range(limit):
+    first = random.randrange(limit)  # a user with many running finds a free slot in few tries
+    for index in ((first + step) % limit for step in range(limit)):
         try:
             await stack.enter_async_context(
                 locker.hold(f"patches:{user}:{index}", wait=0, request_release=False)
