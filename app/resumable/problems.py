@@ -9,7 +9,6 @@ the client must resume from after a mismatch.
 from __future__ import annotations
 
 import json
-import logging
 
 from starlette.responses import Response
 
@@ -17,14 +16,9 @@ from app import metrics
 from app.tus import errors
 from app.tus.errors import MISMATCHING_OFFSET, TusError
 
-log = logging.getLogger("tusgate.resumable")
-
 
 def as_problem(exc: Exception) -> TusError:
-    error = errors.to_tus_error(exc)
-    if error is None:
-        log.exception("unexpected error", exc_info=exc)
-        return TusError(500, "internal error")
+    error = errors.as_error(exc)
     if error.status == 460:  # tus's own code: the draft has none for a content digest mismatch
         return TusError(400, error.reason, error.headers, error.problem)
     return error

@@ -21,7 +21,7 @@ from app.db import uploads as queries
 from app.db.uploads import COMPLETING, DONE, RECEIVING, Upload
 from app.locks.base import LockTimeout
 from app.quota import storage as storage_quota
-from app.storage.base import Concatenator, Source
+from app.storage.base import Concatenator, Source, Store
 from app.tus import errors, lifecycle
 from app.tus.headers import metadata_text, parse_metadata
 
@@ -32,8 +32,7 @@ async def create_final(
     ctx: Context, principal: Principal, partial_ids: tuple[str, ...], metadata: str
 ) -> Upload:
     store = ctx.upload_store
-    if not isinstance(store, Concatenator):
-        raise errors.INVALID_CONCAT.but("this store cannot concatenate")
+    _concatenator(store)  # refused before anything is created
     found = await queries.get_many(ctx.db, list(partial_ids))
     partials = [_partial(found.get(i), i, principal, store.name) for i in partial_ids]
     lengths = [partial.length for partial in partials]
@@ -71,6 +70,12 @@ async def create_final(
         return upload
 
 
+def _concatenator(store: Store) -> Concatenator:
+    if not isinstance(store, Concatenator):
+        raise errors.INVALID_CONCAT.but("this store cannot concatenate")
+    return store
+
+
 def _partial(partial: Upload | None, upload_id: str, principal: Principal, location: str) -> Upload:
     if partial is None or partial.owner != principal.id or not partial.is_partial:
         raise errors.PARTIAL_NOT_FOUND.but(upload_id)
@@ -101,10 +106,9 @@ async def assemble(ctx: Context, final_id: str) -> Upload | None:
             if len(sources) != len(partials):
                 return None
             length = sum(source.size for source in sources)
-            store = ctx.stores[final.location]
-            if not isinstance(store, Concatenator):
-                raise errors.INVALID_CONCAT.but("this store cannot concatenate")
-            await store.concatenate(lifecycle.stored(final), sources)
+            await _concatenator(ctx.stores[final.location]).concatenate(
+                lifecycle.stored(final), sources
+            )
             await queries.advance(
                 ctx.db, final, length, expires_at=None, length=length, reserved=length
             )

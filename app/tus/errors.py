@@ -126,11 +126,17 @@ def to_tus_error(exc: Exception) -> TusError | None:
     return None
 
 
-def error_response(exc: Exception, method: str) -> Response:
+def as_error(exc: Exception) -> TusError:
+    """The error to answer for ``exc``: its meaning for the client, or a logged 500."""
     error = to_tus_error(exc)
     if error is None:
         log.exception("unexpected error", exc_info=exc)
-        error = TusError(500, "internal error")
+        return TusError(500, "internal error")
+    return error
+
+
+def error_response(exc: Exception, method: str) -> Response:
+    error = as_error(exc)
     metrics.UPLOADS_FAILED.labels(method, str(error.status)).inc()
     headers = {"Tus-Resumable": TUS_VERSION, "Cache-Control": "no-store", **error.headers}
     body = b"" if method == "HEAD" else error.reason.encode() + b"\n"

@@ -191,6 +191,17 @@ def sweep_and_audit(
     leaves exactly the files in the bucket, and the quotas still add up."""
     check_quotas(http, postgres, target, files)
     sweep(postgres, target, datetime.now(UTC) + timedelta(hours=25))
+    return check_bucket(http, postgres, target, s3, files)
+
+
+def check_bucket(
+    http: httpx.Client,
+    postgres: PostgresServer,
+    target: Target,
+    s3: MotoServer,
+    files: dict[str, dict[str, int]],
+) -> Audit:
+    """The bucket holds exactly the files, no unfinished upload, and the quotas add up."""
     swept = audit(postgres, target, s3)
     check_quotas(http, postgres, target, files)
     assert swept.unfinished == swept.multipart_uploads == 0, swept
@@ -294,10 +305,7 @@ def test_sweeps_killed_at_named_points_leave_nothing_behind(
     jobs.append(left)
     gateway.start()
     files = expected_files(jobs, [])
-    swept = audit(postgres, crashing, own_s3)
-    assert swept.unfinished == swept.multipart_uploads == 0, swept
-    assert swept.objects == swept.files == sum(len(owned) for owned in files.values())
-    check_quotas(http, postgres, crashing, files)
+    check_bucket(http, postgres, crashing, own_s3, files)
 
     past_retention = datetime.now(UTC) + timedelta(days=31)
     for _, point in SWEEPING_FILES:
