@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from databases import Database
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.db.backends import Database as TunedDatabase
 from app.db.embedded import SQLiteDatabase
 
 # What the drivers raise when the database may be unreachable (``unreachable`` decides).
@@ -36,7 +37,7 @@ async def connect(url: str) -> Database:
         await db.connect()
         await _use_wal(db)
     else:
-        db = Database(url, min_size=1, max_size=20)
+        db = TunedDatabase(url, min_size=1, max_size=20)
         await db.connect()
     return db
 

@@ -17,8 +17,9 @@ import asyncio
 from types import TracebackType
 from typing import Any
 
-from databases import Database
 from databases.core import Transaction
+
+from app.db.backends import Database
 
 
 class _Turn:

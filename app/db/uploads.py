@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from databases import Database
 
 from app.db.schema import uploads
@@ -142,15 +143,18 @@ async def advance(
     }
     if length is not None:
         values["upload_length"] = length
-    states = [RECEIVING]
+    # Comparisons, not IN lists: a statement of fixed SQL is compiled once (db/compiled.py).
+    state_allowed = uploads.c.state == RECEIVING
     if new_offset == final:
         values["state"] = COMPLETING
-        states.append(COMPLETING)  # the HEAD saw the last byte too
+        state_allowed = sa.or_(state_allowed, uploads.c.state == COMPLETING)  # the HEAD saw it
     query = (
         uploads.update()
         .where(uploads.c.id == upload.id)
-        .where(uploads.c.upload_offset.in_([upload.offset, new_offset]))
-        .where(uploads.c.state.in_(states))
+        .where(
+            sa.or_(uploads.c.upload_offset == upload.offset, uploads.c.upload_offset == new_offset)
+        )
+        .where(state_allowed)
         .values(**values)
         .returning(uploads.c.id)
     )
