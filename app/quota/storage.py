@@ -82,21 +82,28 @@ async def set_overrides(
 
 
 async def usage(db: Database, owner: str, *, excluding: str | None = None) -> Usage:
-    stored = await db.fetch_val(
+    """One query; state compared, not listed, so that its SQL is compiled once (db/compiled.py)."""
+    unfinished = sa.and_(
+        uploads.c.owner == owner,
+        sa.or_(uploads.c.state == RECEIVING, uploads.c.state == COMPLETING),
+    )
+    if excluding is not None:
+        unfinished = sa.and_(unfinished, uploads.c.id != excluding)
+    stored = (
         sa.select(sa.func.coalesce(sa.func.sum(files.c.size), 0))
         .select_from(file_owners.join(files, files.c.sha256 == file_owners.c.sha256))
         .where(file_owners.c.owner == owner)
+        .scalar_subquery()
     )
-    unfinished = (
-        sa.select(sa.func.coalesce(sa.func.sum(uploads.c.reserved), 0), sa.func.count())
-        .where(uploads.c.owner == owner)
-        .where(uploads.c.state.in_([RECEIVING, COMPLETING]))
+    reserved = (
+        sa.select(sa.func.coalesce(sa.func.sum(uploads.c.reserved), 0))
+        .where(unfinished)
+        .scalar_subquery()
     )
-    if excluding is not None:
-        unfinished = unfinished.where(uploads.c.id != excluding)
-    row = await db.fetch_one(unfinished)
+    count = sa.select(sa.func.count()).select_from(uploads).where(unfinished).scalar_subquery()
+    row = await db.fetch_one(sa.select(stored, reserved, count))
     assert row is not None
-    return Usage(stored=int(stored), reserved=int(row[0]), uploads=int(row[1]))
+    return Usage(stored=int(row[0]), reserved=int(row[1]), uploads=int(row[2]))
 
 
 @asynccontextmanager
@@ -138,11 +145,7 @@ async def admit(db: Database, settings: Settings, owner: str, length: int | None
 async def reserving(
     db: Database, settings: Settings, owner: str, length: int | None
 ) -> AsyncIterator[None]:
-    """Admit a new upload under the user's lock; the block records it before the lock goes.
-
-    Call ``admit`` first as well, to refuse before the store does any work: only this
-    second check, with the lock held, is the one that counts.
-    """
+    """Admit a new upload under the user's lock; the block records it before the lock goes."""
     async with guarded(db, owner):
         await admit(db, settings, owner, length)
         yield

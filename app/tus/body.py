@@ -8,10 +8,10 @@ what the response says.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from enum import Enum
 
-import anyio
 from starlette.types import Receive
 
 
@@ -23,30 +23,35 @@ class End(Enum):
 
 
 class BodyReader:
+    """The idle timer is asyncio's own, around each ``receive``: a body arrives in 64 KiB
+    messages, and an anyio cancel scope per message cost more of the event loop than the
+    message itself (bench/RESULTS.md). The gateway always serves on asyncio."""
+
     def __init__(self, receive: Receive, idle_timeout: float) -> None:
         self._receive = receive
         self._idle_timeout = idle_timeout
-        self._scope: anyio.CancelScope | None = None
+        self._timeout: asyncio.Timeout | None = None
         self._stop_requested = False
         self.end: End | None = None
 
     def stop(self) -> None:
         self._stop_requested = True
-        if self._scope is not None:
-            self._scope.cancel()
+        if self._timeout is not None:
+            self._timeout.reschedule(asyncio.get_running_loop().time())
 
     async def chunks(self) -> AsyncIterator[bytes]:
         while self.end is None:
             if self._stop_requested:
                 self.end = End.STOPPED
                 return
-            with anyio.CancelScope(deadline=anyio.current_time() + self._idle_timeout) as scope:
-                self._scope = scope
-                message = await self._receive()
-            self._scope = None
-            if scope.cancelled_caught:
+            try:
+                async with asyncio.timeout(self._idle_timeout) as self._timeout:
+                    message = await self._receive()
+            except TimeoutError:
                 self.end = End.STOPPED if self._stop_requested else End.IDLE
                 return
+            finally:
+                self._timeout = None
             if message["type"] == "http.disconnect":
                 self.end = End.DISCONNECTED
                 return

@@ -20,7 +20,6 @@ from app.context import Context
 from app.db import uploads as queries
 from app.db.uploads import COMPLETING, DONE, RECEIVING, Upload
 from app.locks.base import LockTimeout
-from app.quota import storage as storage_quota
 from app.storage.base import Concatenator, Source, Store
 from app.tus import errors, lifecycle
 from app.tus.headers import metadata_text, parse_metadata
@@ -39,7 +38,6 @@ async def create_final(
     length = None if None in lengths else sum(length or 0 for length in lengths)
     if length is not None:
         lifecycle.check_length(ctx, length)
-    await storage_quota.admit(ctx.db, ctx.settings, principal.id, length)
     pairs = parse_metadata(metadata)
     upload = Upload(
         id=secrets.token_urlsafe(24),

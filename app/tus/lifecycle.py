@@ -81,7 +81,6 @@ def _overdue(upload: Upload) -> bool:
 async def create(ctx: Context, principal: Principal, new: NewUpload) -> Upload:
     if new.length is not None:
         check_length(ctx, new.length)
-    await storage_quota.admit(ctx.db, ctx.settings, principal.id, new.length)
     pairs = parse_metadata(new.metadata)
     upload = Upload(
         id=secrets.token_urlsafe(24),
