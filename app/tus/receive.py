@@ -8,6 +8,7 @@ upload when its last byte arrived.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
@@ -197,9 +198,16 @@ async def _receive(
 
 
 async def _flush(writer: Writer, hashes: Sequence[Hash], batch: list[bytes]) -> None:
-    if batch:
-        await checksum.update(hashes, batch)
+    """Hash the batch beside storing it: both run in threads that let go of the GIL, so a
+    batch takes the longer of the two, not their sum. The store's write stays in this task."""
+    if not batch:
+        return
+    hashing = asyncio.ensure_future(checksum.update(hashes, batch)) if hashes else None
+    try:
         await writer.write(batch)
+    finally:
+        if hashing is not None:
+            await hashing
 
 
 async def _commit(
