@@ -7,8 +7,8 @@ cache key: the shape of a statement without its values. A statement of a shape s
 reuses that compilation, and only its values are taken from the new statement — exactly what
 SQLAlchemy's ``Connection`` does with its compiled cache, which ``databases`` bypasses.
 
-Statements whose SQL depends on their values (``IN`` lists, literal renders) or that SQLAlchemy
-cannot key are compiled as before.
+Statements whose SQL depends on their values (``IN`` lists, literal renders), that SQLAlchemy
+cannot key, or whose values cannot be carried over are compiled as before.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.cache_key import CacheKey
 from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.sql.ddl import DDLElement
 
@@ -30,7 +32,7 @@ class Compilations:
     def __init__(self, dialect: Dialect, capacity: int = CAPACITY) -> None:
         self._dialect = dialect
         self._capacity = capacity
-        self._compiled: OrderedDict[Any, Compiled] = OrderedDict()
+        self._compiled: OrderedDict[Any, Compiled | None] = OrderedDict()
 
     def prepare(self, query: ClauseElement) -> Any:
         """What to hand to a ``databases`` backend's ``_compile`` in place of ``query``."""
@@ -39,15 +41,29 @@ class Compilations:
         key = query._generate_cache_key()
         if key is None or any(bind.expanding or bind.literal_execute for bind in key.bindparams):
             return query
-        compiled = self._compiled.get(key.key)
-        if compiled is None:
-            compiled = query.compile(dialect=self._dialect, cache_key=key)
+        if key.key in self._compiled:
+            compiled = self._compiled[key.key]
+            self._compiled.move_to_end(key.key)
+        else:
+            compiled = self._compile(query, key)
             self._compiled[key.key] = compiled
             if len(self._compiled) > self._capacity:
                 self._compiled.popitem(last=False)
-        else:
-            self._compiled.move_to_end(key.key)
+        if compiled is None:
+            return query
         return _Known(_Bound(compiled, key.bindparams))
+
+    def _compile(self, query: ClauseElement, key: CacheKey) -> Compiled | None:
+        """The compilation of a new shape; None if values cannot be carried over to it (as
+        for a statement given its values by ``.params()``): checked once, on this one."""
+        compiled = query.compile(dialect=self._dialect, cache_key=key)
+        try:
+            carried = _Bound(compiled, key.bindparams).construct_params()
+            if carried == compiled.construct_params():
+                return compiled
+        except SQLAlchemyError:
+            pass
+        return None
 
 
 class _Known:

@@ -49,7 +49,9 @@ def test_a_known_shape_is_compiled_once_and_carries_the_new_values(dialect: Any)
             assert kept.string == fresh.string
             assert kept.params == fresh.params
             assert kept.construct_params() == fresh.construct_params()
-    assert len(compilations._compiled) == len(_statements(0))
+    kept_shapes = list(compilations._compiled.values())
+    assert len(kept_shapes) == len(_statements(0))
+    assert None not in kept_shapes
 
 
 def test_statements_whose_sql_depends_on_their_values_are_not_kept() -> None:
@@ -57,6 +59,14 @@ def test_statements_whose_sql_depends_on_their_values_are_not_kept() -> None:
     statement = uploads.select().where(uploads.c.id.in_(["a", "b"]))
     assert compilations.prepare(statement) is statement
     assert not compilations._compiled
+
+
+def test_a_shape_whose_values_cannot_be_carried_over_is_compiled_each_time() -> None:
+    compilations = Compilations(DIALECTS[0])
+    shape = uploads.select().where(uploads.c.id == sa.bindparam("id"))
+    for value in ("one", "two"):
+        statement = shape.params(id=value)
+        assert compilations.prepare(statement) is statement
 
 
 async def test_queries_of_one_shape_read_and_write_their_own_rows(url: str) -> None:  # noqa: F811
