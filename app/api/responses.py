@@ -59,7 +59,14 @@ async def json_body(request: Request, idle_timeout: float) -> Any:
 
 
 async def database_error(request: Request, exc: Exception) -> Response:
-    """A driver's error: 503 when the database cannot be reached now, else a bug (500)."""
+    """A driver's error: 507 when the database's disk is full, 503 when the database cannot be
+    reached now, else a bug (500)."""
+    if database.full(exc):
+        return JSONResponse(
+            {"error": "database full; retry later"},
+            status_code=507,
+            headers={"Cache-Control": "no-store"},
+        )
     if not database.unreachable(exc):
         raise exc
     return JSONResponse(

@@ -50,6 +50,14 @@ def unreachable(exc: BaseException) -> bool:
     return isinstance(exc, DRIVER_ERRORS)
 
 
+def full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database's disk is full: nothing of the write happened, and the
+    request may succeed once room is made (a 507, as for a full store)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return "full" in str(exc)  # SQLITE_FULL: "database or disk is full"
+    return isinstance(exc, asyncpg.exceptions.DiskFullError)
+
+
 def is_sqlite(db: Database) -> bool:
     return db.url.dialect == "sqlite"
 

@@ -92,6 +92,7 @@ STORE_UNAVAILABLE = TusError(503, "storage unavailable; retry later", {"Retry-Af
 LOCKS_UNAVAILABLE = TusError(503, "lock service unavailable; retry later", {"Retry-After": "5"})
 STORE_FULL = TusError(507, "storage full: nothing of this request was stored; retry later")
 DATABASE_UNAVAILABLE = TusError(503, "database unavailable; retry later", {"Retry-After": "5"})
+DATABASE_FULL = TusError(507, "database full: this request was not recorded; retry later")
 SHUTTING_DOWN = TusError(
     503, "this instance is shutting down; retry (another one answers)", {"Retry-After": "1"}
 )
@@ -121,6 +122,8 @@ def to_tus_error(exc: Exception) -> TusError | None:
         return STORE_FULL
     if isinstance(exc, StorageError):
         return STORE_UNAVAILABLE
+    if database.full(exc):
+        return DATABASE_FULL
     if database.unreachable(exc):
         return DATABASE_UNAVAILABLE
     return None

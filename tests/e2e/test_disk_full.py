@@ -11,6 +11,7 @@ Mounting needs root, as CI has; elsewhere these tests fail, loudly, rather than 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import shutil
@@ -169,3 +170,35 @@ def test_concatenation_on_a_full_disk_leaves_a_final_upload_to_finish(
     stored = fetch(http, target, user, hashlib.sha256(b"".join(pieces)).hexdigest())
     assert stored.status_code == 200
     assert stored.content == b"".join(pieces)
+
+
+def test_a_full_database_disk_answers_507_and_creation_works_again_after(
+    tmpfs: Mount, start: StartTarget, http: httpx.Client, user: str
+) -> None:
+    """SQLite's "database or disk is full" is the disk's state, not a bug: 507, never 500
+    (found by the benchmark, whose scratch disk filled up under 1,000 clients)."""
+    disk = tmpfs("database", "2m")
+    target = start("embedded", TUSGATE_DATABASE_URL=f"sqlite+aiosqlite:///{disk}/tusgate.db")
+    create(http, target, user, MiB)  # the schema is in place
+    with (disk / "filler").open("wb") as filler:
+        try:
+            while True:
+                filler.write(os.urandom(64 * 1024))
+                filler.flush()
+        except OSError:
+            pass  # the disk is full
+    metadata = "filename " + base64.b64encode(os.urandom(3000)).decode()
+    answers = [
+        http.post(
+            target.files_url,
+            headers=target.headers(user, Upload_Length=str(MiB), Upload_Metadata=metadata),
+        )
+        for _ in range(40)
+    ]
+    statuses = {answer.status_code for answer in answers}
+    assert statuses <= {201, 507}, [answer.text for answer in answers]
+    refused = next(answer for answer in answers if answer.status_code == 507)
+    assert refused.text == "database full: this request was not recorded; retry later\n"
+
+    (disk / "filler").unlink()
+    create(http, target, user, MiB)
