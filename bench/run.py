@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -312,13 +313,19 @@ class Bench:
         path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.root))
         return path
 
+    def clear(self) -> None:
+        """Remove what the targets measured so far stored: the full profile writes 10 GiB per
+        target, more than a disk holds over a whole run."""
+        for path in self.root.iterdir():
+            shutil.rmtree(path, ignore_errors=True)
+
     def fs_starters(self, servers: tuple[str, ...]) -> list[Starter]:
         """tusgate under each of ``servers``, then the peers on their local storage."""
 
         def gateway(server: str) -> Starter:
-            env = {**embedded_env(self.scratch("gw")), "TUSGATE_SERVER": server}
+            name = f"tusgate, filesystem (SQLite), {server}"
             return lambda: targets.tusgate(
-                f"tusgate, filesystem (SQLite), {server}", FILESYSTEM, env
+                name, FILESYSTEM, {**embedded_env(self.scratch("gw")), "TUSGATE_SERVER": server}
             )
 
         return [
@@ -335,8 +342,10 @@ class Bench:
         for start in self.fs_starters(servers):
             with start() as target:
                 rows.append(upload(target, clients, size, p.chunk))
+            self.clear()
         ceiling = self.scratch("direct")
         rows.append(disk_ceiling(clients, size, p.chunk, ceiling, "direct"))
+        self.clear()
         return rows
 
     def uploads_s3(self, clients: int, size: int) -> list[Row]:
@@ -350,6 +359,7 @@ class Bench:
                 rows.append(upload(target, clients, size, self.profile.chunk))
             moto.reset()
             rows.append(s3_ceiling(clients, size, moto))
+        self.clear()
         return rows
 
     def downloads(self) -> list[Row]:
@@ -396,6 +406,7 @@ class Bench:
                     r for r in rows if r["kind"] == "ceiling" and r["scenario"] == row["scenario"]
                 )
                 row["vs ceiling"] = float(row["MiB/s"]) / float(nginx_row["MiB/s"])
+        self.clear()
         return rows
 
     def curve(self) -> list[Row]:
@@ -407,6 +418,7 @@ class Bench:
                 row = upload(target, clients, p.curve_size, p.chunk)
                 row["clients"] = float(clients)
                 rows.append(row)
+            self.clear()
         return rows
 
 
