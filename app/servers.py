@@ -58,6 +58,10 @@ async def _hypercorn(
     config.keep_alive_timeout = settings.keep_alive_timeout_seconds
     config.backlog = LISTEN_BACKLOG
     config.graceful_timeout = settings.shutdown_timeout_seconds
+    # Body messages a request may have read ahead of the application (hypercorn's default: 10,
+    # 640 KiB a connection): at 400 uploads of 25 MiB the peak RSS was 474 MiB with 10 and
+    # 302 MiB with 2, at the same throughput (bench/RESULTS.md). uvicorn pauses at 64 KiB.
+    config.max_app_queue_size = 2
     await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
 

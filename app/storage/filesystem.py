@@ -32,9 +32,10 @@ from anyio import to_thread
 from app.storage.base import Source, StoredUpload
 from app.storage.errors import ObjectArchived, ObjectNotFound, StorageError, StorageFull
 
-# A read per thread hop; each costs the event loop ~0.5 ms whatever its size. 512 KiB took one
-# 64 MiB download from 0.20x to 0.25-0.36x nginx (2.1 -> 1.0 CPU s/GiB; bench/RESULTS.md).
-READ_CHUNK = 512 * 1024
+# A read per thread hop. 512 KiB made one big download twice as fast, but 400 downloads at once
+# then peaked at 740 MiB RSS (each holds a chunk and the socket's unsent copy of it): memory
+# first (bench/RESULTS.md).
+READ_CHUNK = 256 * 1024
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
