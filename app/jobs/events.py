@@ -24,7 +24,7 @@ from datetime import timedelta
 import redis.asyncio as redis
 from redis.exceptions import WatchError
 
-from app import metrics
+from app import metrics, redis_pool
 from app.context import Context
 from app.db import audit
 from app.db.audit import Event
@@ -58,7 +58,7 @@ class Publisher:
 
     def __init__(self, ctx: Context, url: str) -> None:
         self.ctx = ctx
-        self.client: redis.Redis = redis.Redis.from_url(url)
+        self.client: redis.Redis = redis_pool.client(url)
         self.stream = ctx.settings.events_stream
         self.cursor = f"{self.stream}:cursor"
 

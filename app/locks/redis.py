@@ -36,6 +36,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app import redis_pool
 from app.locks.base import LockTimeout, LockUnavailable, ReleaseSignal
 
 logger = logging.getLogger(__name__)
@@ -116,8 +117,9 @@ class RedisLocker:
         # A command must fail well within one renewal period, and quickly enough that a request
         # finding Redis down gets its 503 in about a second rather than after the default retries.
         timeout = min(5.0, self._ttl / 3)
-        redis = Redis.from_url(
+        redis = redis_pool.client(
             self._url,
+            wait=timeout,
             decode_responses=True,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,

@@ -24,6 +24,7 @@ import redis.asyncio as redis
 from databases import Database
 from redis.exceptions import WatchError
 
+from app import redis_pool
 from app.quota.storage import overrides
 from app.settings import Settings
 
@@ -183,7 +184,7 @@ class RedisMeter:
     ``…:active`` (slot → lease end) and ``…:window`` ("slot:bytes" → when charged)."""
 
     def __init__(self, url: str, prefix: str = "tusgate:downloads:") -> None:
-        self._client: redis.Redis = redis.Redis.from_url(url)
+        self._client: redis.Redis = redis_pool.client(url)
         self._prefix = prefix
 
     async def take(self, user: str, limits: Limits, size: int, *, counted: bool) -> Slot:
