@@ -36,8 +36,10 @@ class BodyReader:
 
     def stop(self) -> None:
         self._stop_requested = True
-        if self._timeout is not None:
-            self._timeout.reschedule(asyncio.get_running_loop().time())
+        timeout = self._timeout
+        # One that has just fired cannot be moved (RuntimeError): it ends the read anyway.
+        if timeout is not None and not timeout.expired():
+            timeout.reschedule(asyncio.get_running_loop().time())
 
     async def chunks(self) -> AsyncIterator[bytes]:
         while self.end is None:
