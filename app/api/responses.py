@@ -62,15 +62,11 @@ async def database_error(request: Request, exc: Exception) -> Response:
     """A driver's error: 507 when the database's disk is full, 503 when the database cannot be
     reached now, else a bug (500)."""
     if database.full(exc):
-        return JSONResponse(
-            {"error": "database full; retry later"},
-            status_code=507,
-            headers={"Cache-Control": "no-store"},
-        )
-    if not database.unreachable(exc):
+        status, reason, headers = 507, "database full; retry later", {}
+    elif database.unreachable(exc):
+        status, reason, headers = 503, "database unavailable; retry later", {"Retry-After": "5"}
+    else:
         raise exc
     return JSONResponse(
-        {"error": "database unavailable; retry later"},
-        status_code=503,
-        headers={"Retry-After": "5", "Cache-Control": "no-store"},
+        {"error": reason}, status_code=status, headers={**headers, "Cache-Control": "no-store"}
     )
