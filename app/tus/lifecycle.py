@@ -152,19 +152,14 @@ async def _finish_empty(ctx: Context, upload: Upload) -> Upload:
 async def current(ctx: Context, upload_id: str, principal: Principal) -> Upload:
     """The upload as HEAD reports it: the store's commit record wins over a lagging database.
 
-    Never waits for a lock, and writes only when the store holds every byte (so that the
-    completion runs). Otherwise a store ahead is a PATCH in progress between its two commits,
-    or one cut short by a crash: its offset is reported, and recorded by the PATCH itself or by
-    the next one, under the lock. Recording it here made HEADs queue behind every database
-    writer: seconds at 400 uploads (bench/RESULTS.md).
+    Never waits for a lock. A PATCH in progress may have committed in the store and not yet in
+    the database; adopting its offset here is what it would write next, and its own update
+    accepts a row already there (``queries.advance``).
     """
     upload = await load(ctx, upload_id, principal)
     if upload.state == RECEIVING and not upload.is_final:
         store_offset = await ctx.stores[upload.location].offset(stored(upload))
-        if store_offset == upload.length:
-            upload = await adopt(ctx, upload, store_offset)
-        elif store_offset > upload.offset:
-            upload = replace(upload, offset=store_offset)
+        upload = await adopt(ctx, upload, store_offset)
     if upload.state == COMPLETING:
         ctx.spawn(lambda: resume_completion(ctx, upload.id))
     return upload
