@@ -1,15 +1,18 @@
-"""The ``databases`` backends the gateway runs on: the stock ones, made cheaper per query.
+"""The ``databases`` backends the gateway runs on: the stock ones, made cheaper per query, and
+transactions that end whatever happens to their task.
 
-Both keep compiled statements (``compiled.py``). The SQLite one also keeps connections open:
-stock, every query outside a transaction opens the database file and starts an aiosqlite thread
-for it, and closes both afterwards — a thread start and a schema read per query.
+Both backends keep compiled statements (``compiled.py``). The SQLite one also keeps connections
+open: stock, every query outside a transaction opens the database file and starts an aiosqlite
+thread for it, and closes both afterwards — a thread start and a schema read per query.
 """
 
 from __future__ import annotations
 
+from types import TracebackType
 from typing import Any
 
 import aiosqlite
+import anyio
 import databases
 from databases.backends import postgres, sqlite
 from databases.core import DatabaseURL
@@ -18,6 +21,9 @@ from sqlalchemy.sql import ClauseElement
 from app.db.compiled import Compilations
 
 IDLE_SQLITE_CONNECTIONS = 16  # kept open between queries; more are opened when needed
+# A COMMIT or ROLLBACK runs to its end even when its task is cancelled, within this: past
+# SQLite's busy timeout (another process writing), so that a slow one still gets its answer.
+TRANSACTION_END_SECONDS = 60.0
 
 
 class PostgresConnection(postgres.PostgresConnection):
@@ -87,11 +93,56 @@ class SQLiteBackend(sqlite.SQLiteBackend):
         return connection
 
 
+class Transaction(databases.core.Transaction):
+    """A transaction whose COMMIT or ROLLBACK finishes even in a cancelled task, and whose
+    connection is given back even when BEGIN, COMMIT or ROLLBACK fails.
+
+    Stock, a cancelled task's ROLLBACK is cancelled too (anyio cancels every later await in a
+    cancelled scope), and a failed BEGIN or COMMIT skips the release: the connection stays taken
+    for good. PostgreSQL's pool shrank by one each time; on SQLite the connection's worker
+    thread lived on and kept the process from exiting (``serve`` stopped while the sweeper was
+    in a transaction hung until killed — tests/db/test_transactions.py).
+    """
+
+    async def start(self) -> Transaction:
+        taken = self._connection._connection_counter
+        try:
+            await super().start()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._give_back(taken)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        taken = self._connection._connection_counter - 1
+        with anyio.fail_after(TRANSACTION_END_SECONDS, shield=True):
+            try:
+                await super().__aexit__(exc_type, exc_value, traceback)
+            except BaseException:
+                await self._give_back(taken)
+                raise
+
+    async def _give_back(self, taken: int) -> None:
+        """Release the connection if the failed step left it taken. One left inside a
+        transaction is closed (SQLite) or reset (PostgreSQL's pool) rather than reused as is."""
+        if self._connection._connection_counter > taken:
+            await self._connection.__aexit__()
+
+
 class Database(databases.Database):
-    """``databases.Database`` on the backends above."""
+    """``databases.Database`` on the backends above, with the transactions above."""
 
     def _get_backend(self) -> str:
         return BACKENDS[self.url.dialect]
+
+    def transaction(self, *, force_rollback: bool = False, **kwargs: Any) -> Transaction:
+        return Transaction(self.connection, force_rollback, **kwargs)
 
 
 BACKENDS = {

@@ -5,7 +5,8 @@ its own. Left to itself, a second writer sleeps in SQLite's busy handler, and a 
 read first and then writes fails at once with "database is locked" when another connection wrote
 meanwhile (its snapshot is stale: no waiting helps). The benchmark (bench/RESULTS.md) got such
 503s for a few of 400 concurrent POSTs. So writes — a bare ``execute`` and a whole transaction —
-take turns on an asyncio lock first: writers wait in the event loop, in order, and SQLite never
+take turns on an asyncio lock first, and so do statements that write through ``fetch_*``
+(``UPDATE … RETURNING``): writers wait in the event loop, in order, and SQLite never
 sees two of them from this process. The task holding the turn may write again (nested
 transactions, savepoints). Reads go on beside the writer, as WAL allows. Another process on
 the same file (a ``sweep`` beside the gateway) is still covered by SQLite's busy timeout.
@@ -14,12 +15,10 @@ the same file (a ``sweep`` beside the gateway) is still covered by SQLite's busy
 from __future__ import annotations
 
 import asyncio
-from types import TracebackType
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
-from databases.core import Transaction
-
-from app.db.backends import Database
+from app.db.backends import Database, Transaction
 
 
 class _Turn:
@@ -43,6 +42,12 @@ class _Turn:
             self._holder = None
             self._lock.release()
 
+    async def __aenter__(self) -> None:
+        await self.take()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.give_back()
+
 
 class _TakingTurns(Transaction):
     def __init__(self, turn: _Turn, *args: Any, **kwargs: Any) -> None:
@@ -52,19 +57,15 @@ class _TakingTurns(Transaction):
     async def __aenter__(self) -> Transaction:
         await self._turn.take()
         try:
-            return await super().__aenter__()
+            await super().__aenter__()
         except BaseException:
             self._turn.give_back()
             raise
+        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: Any) -> None:
         try:
-            await super().__aexit__(exc_type, exc_value, traceback)
+            await super().__aexit__(*exc_info)
         finally:
             self._turn.give_back()
 
@@ -75,18 +76,38 @@ class SQLiteDatabase(Database):
         self._turn = _Turn()
 
     async def execute(self, query: Any, values: dict[str, Any] | None = None) -> Any:
-        await self._turn.take()
-        try:
+        async with self._turn:
             return await super().execute(query, values)
-        finally:
-            self._turn.give_back()
 
     async def execute_many(self, query: Any, values: list[dict[str, Any]]) -> None:
-        await self._turn.take()
-        try:
+        async with self._turn:
             await super().execute_many(query, values)
-        finally:
-            self._turn.give_back()
+
+    async def fetch_one(self, query: Any, values: dict[str, Any] | None = None) -> Any:
+        async with self._turn_if_writing(query):
+            return await super().fetch_one(query, values)
+
+    async def fetch_all(self, query: Any, values: dict[str, Any] | None = None) -> Any:
+        async with self._turn_if_writing(query):
+            return await super().fetch_all(query, values)
+
+    async def fetch_val(
+        self, query: Any, values: dict[str, Any] | None = None, column: Any = 0
+    ) -> Any:
+        async with self._turn_if_writing(query):
+            return await super().fetch_val(query, values, column)
 
     def transaction(self, *, force_rollback: bool = False, **kwargs: Any) -> Transaction:
         return _TakingTurns(self._turn, self.connection, force_rollback, **kwargs)
+
+    def _turn_if_writing(self, query: Any) -> AbstractAsyncContextManager[None]:
+        """An ``UPDATE … RETURNING`` comes through ``fetch_*``: outside the turn it waited in
+        SQLite's busy handler, which neither queues nor wakes in order, and 31 of 400 uploads'
+        PATCHes got 503 "database is locked" after its 30 s (bench/RESULTS.md)."""
+        return self._turn if _writes(query) else nullcontext()
+
+
+def _writes(query: Any) -> bool:
+    if isinstance(query, str):
+        return query.lstrip()[:7].upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE"))
+    return bool(getattr(query, "is_dml", False))
