@@ -199,11 +199,11 @@ class FilesystemWriter:
             self._fd = -1
 
     async def write(self, chunks: Sequence[bytes]) -> None:
+        await to_thread.run_sync(self.write_blocking, chunks)
+
+    def write_blocking(self, chunks: Sequence[bytes]) -> None:
         with _mapped():
-            written = await to_thread.run_sync(
-                _write_all, self._fd, chunks, self._offset + self._staged
-            )
-        self._staged += written
+            self._staged += _write_all(self._fd, chunks, self._offset + self._staged)
 
     async def commit(self) -> int:
         if self._staged:

@@ -21,7 +21,7 @@ ALGORITHMS: dict[str, Callable[[], Hash]] = {
 }
 
 
-def _update(hashes: Sequence[Hash], chunks: Sequence[bytes]) -> None:
+def update_blocking(hashes: Sequence[Hash], chunks: Sequence[bytes]) -> None:
     for chunk in chunks:
         for hash_ in hashes:
             hash_.update(chunk)
@@ -29,4 +29,4 @@ def _update(hashes: Sequence[Hash], chunks: Sequence[bytes]) -> None:
 
 async def update(hashes: Sequence[Hash], chunks: Sequence[bytes]) -> None:
     if hashes and chunks:
-        await to_thread.run_sync(_update, hashes, chunks)
+        await to_thread.run_sync(update_blocking, hashes, chunks)

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 
+from anyio import to_thread
+
 from app import metrics
 from app.auth.principal import Principal
 from app.context import Context
@@ -23,7 +25,7 @@ from app.db.uploads import COMPLETING, DONE, RECEIVING, Upload
 from app.locks.base import LockTimeout
 from app.quota import patches
 from app.quota import storage as storage_quota
-from app.storage.base import Writer
+from app.storage.base import BlockingWriter, Writer
 from app.tus import checksum, concat, errors, lifecycle
 from app.tus.body import BodyReader, End
 from app.tus.checksum import ALGORITHMS, Hash
@@ -64,6 +66,8 @@ async def _write(ctx: Context, upload_id: str, principal: Principal, chunk: Chun
     ):
         metrics.LOCK_WAIT.observe(time.perf_counter() - asked)
         lease.on_release_requested(chunk.reader.stop)
+        ctx.patching[upload_id] = None
+        slot.callback(ctx.patching.pop, upload_id, None)
         # One of the owner's slots (429 before a byte is read when all are taken), asked for
         # once the upload is held: a stuck PATCH of this upload has let go of its own by then.
         limit = ctx.settings.max_concurrent_patches
@@ -76,6 +80,7 @@ async def _write(ctx: Context, upload_id: str, principal: Principal, chunk: Chun
         running: Hash | None = None
         async with ctx.stores[upload.location].open(lifecycle.stored(upload)) as writer:
             upload = await lifecycle.adopt(ctx, upload, writer.offset)
+            ctx.patching[upload_id] = writer.offset
             if upload.state == COMPLETING:
                 return _already_complete(upload, chunk)
             if chunk.offset != upload.offset:
@@ -198,9 +203,13 @@ async def _receive(
 
 
 async def _flush(writer: Writer, hashes: Sequence[Hash], batch: list[bytes]) -> None:
-    """Hash the batch beside storing it: both run in threads that let go of the GIL, so a
-    batch takes the longer of the two, not their sum. The store's write stays in this task."""
+    """Store and hash the batch, off the event loop. A writer that can write from a thread does
+    both in one thread hop; otherwise both run at once, in threads that let go of the GIL, and
+    the store's write stays in this task."""
     if not batch:
+        return
+    if isinstance(writer, BlockingWriter):
+        await to_thread.run_sync(_write_and_hash, writer, hashes, batch)
         return
     hashing = asyncio.ensure_future(checksum.update(hashes, batch)) if hashes else None
     try:
@@ -208,6 +217,11 @@ async def _flush(writer: Writer, hashes: Sequence[Hash], batch: list[bytes]) -> 
     finally:
         if hashing is not None:
             await hashing
+
+
+def _write_and_hash(writer: BlockingWriter, hashes: Sequence[Hash], batch: list[bytes]) -> None:
+    writer.write_blocking(batch)
+    checksum.update_blocking(hashes, batch)
 
 
 async def _commit(
@@ -234,6 +248,7 @@ async def _commit(
     elif received:
         with metrics.timed(metrics.STORE_DURATION, upload.location, "commit"):
             await writer.commit()
+    ctx.patching[upload.id] = new_offset
     if not received and length == upload.length:
         return upload
     expires_at = None if new_offset == length else lifecycle.expiry(ctx)

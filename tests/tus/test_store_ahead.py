@@ -1,0 +1,57 @@
+"""A store ahead of the database (a PATCH between its two commits, or one a crash cut short):
+HEAD reports the store's offset, and records it unless a PATCH of this instance holds the
+upload and records it itself; such a PATCH's committed offset is reported as it is
+(app/tus/lifecycle.py: ``current``)."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+
+from app.auth.principal import Principal
+from app.context import Context, open_context
+from app.db import uploads as queries
+from app.settings import Settings
+from app.tus import lifecycle
+
+pytestmark = pytest.mark.anyio
+
+OWNER = Principal(id="owner", name="owner", roles=frozenset())
+
+
+async def store_ahead(ctx: Context) -> str:
+    """An upload of 10 bytes whose store holds 5, and whose database row says 0."""
+    upload = await lifecycle.create(ctx, OWNER, lifecycle.NewUpload(length=10, metadata=""))
+    async with ctx.stores[upload.location].open(lifecycle.stored(upload)) as writer:
+        await writer.write([b"hello"])
+        await writer.commit()
+    return upload.id
+
+
+async def recorded(ctx: Context, upload_id: str) -> int:
+    row = await queries.get(ctx.db, upload_id)
+    assert row is not None
+    return row.offset
+
+
+async def test_head_reports_a_store_ahead_and_records_it_unless_a_patch_here_will(
+    tmp_path: Path,
+) -> None:
+    async with AsyncExitStack() as stack:
+        ctx = await open_context(Settings(data_dir=tmp_path), stack)
+        upload_id = await store_ahead(ctx)
+
+        ctx.patching[upload_id] = None  # held by a PATCH here whose writer is not open yet
+        assert (await lifecycle.current(ctx, upload_id, OWNER)).offset == 5  # the store's
+        assert await recorded(ctx, upload_id) == 0  # left to the PATCH: no writer's turn taken
+
+        # What the PATCH's writer committed is reported without asking the store (which holds 5).
+        ctx.patching[upload_id] = 7
+        assert (await lifecycle.current(ctx, upload_id, OWNER)).offset == 7
+        assert await recorded(ctx, upload_id) == 0
+
+        del ctx.patching[upload_id]  # the PATCH ended without recording (crash, failure)
+        assert (await lifecycle.current(ctx, upload_id, OWNER)).offset == 5
+        assert await recorded(ctx, upload_id) == 5
