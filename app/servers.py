@@ -2,10 +2,12 @@
 loop, each stopped by SIGINT/SIGTERM after ``drain`` has told the PATCHes in flight to save
 what they received.
 
-hypercorn is the default: it speaks HTTP/2 (and HTTP/3 with aioquic), and the shutdown and crash
-tests run on it. uvicorn (HTTP/1.1 only) is measured against it in bench/RESULTS.md. granian is
-not offered: its embedded server (the only way to run it in this loop, with our signals) cut
-downloads short and stalled concurrent uploads in the benchmark (bench/RESULTS.md).
+hypercorn is the default: it speaks HTTP/2 (and HTTP/3 with aioquic), and it closes connections
+whose request head never completes (slowloris), which uvicorn does not. uvicorn (HTTP/1.1 only)
+is faster and lighter at many uploads (bench/RESULTS.md): the production recipe runs it behind
+nginx, which times out slow clients itself. granian is not offered: its embedded server (the
+only way to run it in this loop, with our signals) cut downloads short and stalled concurrent
+uploads in the benchmark (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -80,6 +82,9 @@ async def _uvicorn(
         backlog=LISTEN_BACKLOG,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
         lifespan="on",
+        # The gateway reads Forwarded/X-Forwarded-For itself, from its trusted proxies only
+        # (``trusted_proxies``); uvicorn's own rewriting of the client would come first.
+        proxy_headers=False,
     )
 
     class Server(uvicorn.Server):

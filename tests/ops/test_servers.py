@@ -1,6 +1,6 @@
-"""The gateway under the ASGI server it offers besides hypercorn (setting ``server``, which every
-other test leaves at hypercorn): an upload in several PATCHes and its download come out right,
-and SIGTERM ends it cleanly."""
+"""The gateway under the ASGI server it offers besides hypercorn (setting ``server``, which the
+other tests leave at hypercorn but the forwarded headers' one): an upload in several PATCHes and
+its download come out right, and SIGTERM ends it cleanly."""
 
 from __future__ import annotations
 
