@@ -154,21 +154,21 @@ async def current(ctx: Context, upload_id: str, principal: Principal) -> Upload:
 
     Never waits for a lock. A store ahead of the database is a PATCH between its two commits,
     or one that a crash or a failed database write cut short. A PATCH of this instance records
-    its own offset, and knows what its store committed: HEAD reports that, without a store
-    lookup or a database write (writing queued behind every writer of the embedded database:
-    HEAD p99 29 s at 400 uploads, bench/RESULTS.md). Otherwise the store's offset is recorded
-    here, so that the JSON API and the quotas see it too; a PATCH of another instance accepts
-    a row already there (``queries.advance``).
+    its own offset: HEAD reports what its store committed once its writer knows (before, the
+    database's), without a store lookup or a database write. Writing queued behind every writer
+    of the embedded database (HEAD p99 29 s at 400 uploads), and a lookup behind the S3 parts
+    in flight (bench/RESULTS.md). With no PATCH here, the store's offset is recorded, so that
+    the JSON API and the quotas see it too; a PATCH of another instance accepts a row already
+    there (``queries.advance``).
     """
     upload = await load(ctx, upload_id, principal)
     if upload.state == RECEIVING and not upload.is_final:
-        committed = ctx.patching.get(upload.id)  # None too while the PATCH's writer opens
-        if committed is None:
-            committed = await ctx.stores[upload.location].offset(stored(upload))
         if upload.id in ctx.patching:
+            committed = ctx.patching[upload.id] or 0
             upload = replace(upload, offset=max(upload.offset, committed))
         else:
-            upload = await adopt(ctx, upload, committed)
+            store_offset = await ctx.stores[upload.location].offset(stored(upload))
+            upload = await adopt(ctx, upload, store_offset)
     if upload.state == COMPLETING:
         ctx.spawn(lambda: resume_completion(ctx, upload.id))
     return upload

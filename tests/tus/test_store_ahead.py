@@ -1,7 +1,8 @@
 """A store ahead of the database (a PATCH between its two commits, or one a crash cut short):
-HEAD reports the store's offset, and records it unless a PATCH of this instance holds the
-upload and records it itself; such a PATCH's committed offset is reported as it is
-(app/tus/lifecycle.py: ``current``)."""
+HEAD reports the store's offset and records it, unless a PATCH of this instance holds the
+upload and records it itself: then HEAD reports that PATCH's committed offset, or the
+database's while its writer opens — never asking the store (app/tus/lifecycle.py:
+``current``)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,9 @@ async def test_head_reports_a_store_ahead_and_records_it_unless_a_patch_here_wil
         upload_id = await store_ahead(ctx)
 
         ctx.patching[upload_id] = None  # held by a PATCH here whose writer is not open yet
-        assert (await lifecycle.current(ctx, upload_id, OWNER)).offset == 5  # the store's
+        # The database's: the PATCH's writer adopts the store's offset when it opens (a PATCH
+        # sent at 0 meanwhile gets a 409 and a HEAD then tells 5).
+        assert (await lifecycle.current(ctx, upload_id, OWNER)).offset == 0
         assert await recorded(ctx, upload_id) == 0  # left to the PATCH: no writer's turn taken
 
         # What the PATCH's writer committed is reported without asking the store (which holds 5).
