@@ -32,10 +32,13 @@ from anyio import to_thread
 from app.storage.base import Source, StoredUpload
 from app.storage.errors import ObjectArchived, ObjectNotFound, StorageError, StorageFull
 
-# A read per thread hop. 512 KiB made one big download twice as fast, but 400 downloads at once
-# then peaked at 740 MiB RSS (each holds a chunk and the socket's unsent copy of it): memory
-# first (bench/RESULTS.md).
-READ_CHUNK = 256 * 1024
+# A read per thread hop, as big as the reads in flight can afford together: each holds its chunk
+# and the socket's unsent copy of it. 512 KiB made one 64 MiB download 467 -> 796 MiB/s, but 400
+# downloads at once then peaked at 740 MiB RSS (bench/RESULTS.md). So a few read up to 1 MiB,
+# and from 128 at once on each reads 256 KiB.
+READ_BUDGET = 32 * 1024 * 1024
+READ_CHUNK_MIN = 256 * 1024
+READ_CHUNK_MAX = 1024 * 1024
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
@@ -249,17 +252,23 @@ def _mapped() -> Iterator[None]:
         raise StorageError(str(exc)) from exc
 
 
+_reading = 0  # reads in flight in this process, which share READ_BUDGET
+
+
 async def _read(path: Path, key: str, start: int, end: int | None) -> AsyncGenerator[bytes, None]:
+    global _reading
     with _mapped():
         try:
             file = await to_thread.run_sync(path.open, "rb")
         except FileNotFoundError:
             raise ObjectNotFound(key) from None
+    _reading += 1
     try:
         file.seek(start)
         remaining = None if end is None else end - start
         while remaining is None or remaining > 0:
-            size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+            chunk_size = max(READ_CHUNK_MIN, min(READ_CHUNK_MAX, READ_BUDGET // _reading))
+            size = chunk_size if remaining is None else min(chunk_size, remaining)
             chunk = await to_thread.run_sync(file.read, size)
             if not chunk:
                 return
@@ -267,6 +276,7 @@ async def _read(path: Path, key: str, start: int, end: int | None) -> AsyncGener
                 remaining -= len(chunk)
             yield chunk
     finally:
+        _reading -= 1
         file.close()
 
 
