@@ -48,8 +48,8 @@ class Context:
     # How to make each PATCH in flight on this instance stop reading and save what it has.
     receiving: set[Callable[[], None]] = field(default_factory=set)
     # Uploads a PATCH of this instance holds: it records its own store commits. Each maps to
-    # the offset committed in the store, once the PATCH's writer knows it (None before).
-    patching: dict[str, int | None] = field(default_factory=dict)
+    # the offset committed in the store, once the PATCH's writer knows it (0 before).
+    patching: dict[str, int] = field(default_factory=dict)
 
     @property
     def upload_store(self) -> Store:

@@ -164,8 +164,7 @@ async def current(ctx: Context, upload_id: str, principal: Principal) -> Upload:
     upload = await load(ctx, upload_id, principal)
     if upload.state == RECEIVING and not upload.is_final:
         if upload.id in ctx.patching:
-            committed = ctx.patching[upload.id] or 0
-            upload = replace(upload, offset=max(upload.offset, committed))
+            upload = replace(upload, offset=max(upload.offset, ctx.patching[upload.id]))
         else:
             store_offset = await ctx.stores[upload.location].offset(stored(upload))
             upload = await adopt(ctx, upload, store_offset)

@@ -66,7 +66,7 @@ async def _write(ctx: Context, upload_id: str, principal: Principal, chunk: Chun
     ):
         metrics.LOCK_WAIT.observe(time.perf_counter() - asked)
         lease.on_release_requested(chunk.reader.stop)
-        ctx.patching[upload_id] = None
+        ctx.patching[upload_id] = 0
         slot.callback(ctx.patching.pop, upload_id, None)
         # One of the owner's slots (429 before a byte is read when all are taken), asked for
         # once the upload is held: a stuck PATCH of this upload has let go of its own by then.

@@ -44,7 +44,7 @@ async def test_head_reports_a_store_ahead_and_records_it_unless_a_patch_here_wil
         ctx = await open_context(Settings(data_dir=tmp_path), stack)
         upload_id = await store_ahead(ctx)
 
-        ctx.patching[upload_id] = None  # held by a PATCH here whose writer is not open yet
+        ctx.patching[upload_id] = 0  # held by a PATCH here whose writer is not open yet
         # The database's: the PATCH's writer adopts the store's offset when it opens (a PATCH
         # sent at 0 meanwhile gets a 409 and a HEAD then tells 5).
         assert (await lifecycle.current(ctx, upload_id, OWNER)).offset == 0
