@@ -3,19 +3,25 @@ transactions that end whatever happens to their task.
 
 Both backends keep compiled statements (``compiled.py``). The SQLite one also keeps connections
 open: stock, every query outside a transaction opens the database file and starts an aiosqlite
-thread for it, and closes both afterwards — a thread start and a schema read per query.
+thread for it, and closes both afterwards — a thread start and a schema read per query. And it
+runs each query in one trip to the connection's thread, where stock takes three (execute, fetch,
+close the cursor), each a wake-up of the event loop and a turn at the GIL.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import anyio
 import databases
 from databases.backends import postgres, sqlite
+from databases.backends.common.records import Record, Row, create_column_maps
 from databases.core import DatabaseURL
+from sqlalchemy.engine.cursor import CursorResultMetaData
 from sqlalchemy.sql import ClauseElement
 
 from app.db.compiled import Compilations
@@ -44,11 +50,76 @@ class PostgresBackend(postgres.PostgresBackend):
         return connection
 
 
+T = TypeVar("T")
+Rows = tuple[list[tuple[Any, ...]], Any]  # the rows and the cursor's description
+
+
 class SQLiteConnection(sqlite.SQLiteConnection):
+    """Each query in one trip to the connection's thread (``_execute``, aiosqlite's own way to
+    run a function there): the statement, its rows and the cursor's closing together."""
+
     compilations: Compilations
 
     def _compile(self, query: ClauseElement) -> Any:
         return super()._compile(self.compilations.prepare(query))
+
+    async def fetch_all(self, query: ClauseElement) -> list[Any]:
+        sql, args, columns, context = self._compile(query)
+        rows, description = await self._in_thread(_fetch, sql, args, None)
+        return self._records(rows, description, columns, context)
+
+    async def fetch_one(self, query: ClauseElement) -> Any:
+        sql, args, columns, context = self._compile(query)
+        rows, description = await self._in_thread(_fetch, sql, args, 1)
+        return next(iter(self._records(rows, description, columns, context)), None)
+
+    async def execute(self, query: ClauseElement) -> Any:
+        """The new row's id for an INSERT, else the rows changed. (Stock answers any statement
+        with the id of the connection's last INSERT, if it ever made one.)"""
+        sql, args, _, _ = self._compile(query)
+        last_row_id, row_count = await self._in_thread(_execute, sql, args)
+        return last_row_id if sql.lstrip()[:6].upper() == "INSERT" else row_count
+
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        assert self._connection is not None, "Connection is not acquired"
+        run: Callable[..., Awaitable[T]] = self._connection._execute
+        return await run(function, self._connection._conn, *args)
+
+    def _records(
+        self, rows: list[tuple[Any, ...]], description: Any, columns: Any, context: Any
+    ) -> list[Record]:
+        if not rows:
+            return []
+        maps = create_column_maps(columns)
+        metadata: Any = CursorResultMetaData(context, description)
+        return [
+            Record(
+                Row(metadata, metadata._processors, metadata._keymap, row),
+                columns,
+                self._dialect,
+                maps,
+            )
+            for row in rows
+        ]
+
+
+def _fetch(connection: sqlite3.Connection, sql: str, args: Sequence[Any], size: int | None) -> Rows:
+    cursor = connection.execute(sql, args)
+    try:
+        rows = cursor.fetchall() if size is None else cursor.fetchmany(size)
+        return rows, cursor.description
+    finally:
+        cursor.close()
+
+
+def _execute(
+    connection: sqlite3.Connection, sql: str, args: Sequence[Any]
+) -> tuple[int | None, int]:
+    cursor = connection.execute(sql, args)
+    try:
+        return cursor.lastrowid, cursor.rowcount
+    finally:
+        cursor.close()
 
 
 class SQLitePool(sqlite.SQLitePool):
