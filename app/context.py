@@ -2,7 +2,8 @@
 
 Everything here is either stateless or shared through a service (database, Redis, S3): an
 instance holds nothing that another instance would need, except the running hashes, which are
-an optimisation with a fallback (see ``tus/hashes.py``).
+an optimisation with a fallback (see ``tus/hashes.py``), and the owners of uploads, which never
+change (``tus/owners.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from databases import Database
 
 from app import db as database
 from app.auth.local import LocalIssuer
-from app.auth.middleware import Verifier, require_role
+from app.auth.middleware import Verifier, remembering, require_role
 from app.auth.oidc import OIDCVerifier, provider_client
 from app.db.migrations import migrate
 from app.locks.base import Locker
@@ -30,6 +31,7 @@ from app.storage.base import Store
 from app.storage.filesystem import ColdFilesystemStore, FilesystemStore
 from app.storage.s3 import S3Store
 from app.tus.hashes import RunningHashes
+from app.tus.owners import Owners
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Context:
     verify: Verifier
     meter: Meter  # download quotas' counters
     hashes: RunningHashes = field(default_factory=RunningHashes)
+    owners: Owners = field(default_factory=Owners)
     tasks: TaskGroup | None = None
     # Shutting down: no new uploads, and the PATCHes in flight save what they have and end.
     draining: bool = False
@@ -82,8 +85,10 @@ def build_store(location: LocationSettings, settings: Settings) -> Store:
 
 
 def open_verifier(settings: Settings, issuer: LocalIssuer, stack: AsyncExitStack) -> Verifier:
-    """OIDC tokens when an issuer is configured, else the local issuer's; then the role rule."""
-    verify: Verifier = issuer.verify
+    """OIDC tokens when an issuer is configured, else the local issuer's (those it accepted
+    remembered until they expire: its key cannot change while it runs, whereas a provider's
+    withdrawn key must refuse its tokens at once); then the role rule."""
+    verify: Verifier = remembering(issuer.verify)
     if settings.oidc_issuer:
         http = provider_client()
         stack.push_async_callback(http.aclose)

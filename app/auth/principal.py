@@ -15,6 +15,7 @@ class Principal:
     name: str  # `preferred_username`, for display and audit
     roles: frozenset[str]
     address: str | None = None  # where this request came from, for the audit trail
+    expires_at: float | None = None  # the token's `exp`: until when it may be taken as is
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -36,7 +37,10 @@ def from_claims(claims: Mapping[str, Any], client_id: str | None = None) -> Prin
             raise TypeError("resource_access must be an object")
         roles |= _roles(clients.get(client_id))
     subject = str(claims["sub"])
-    return Principal(id=subject, name=str(claims.get("preferred_username") or subject), roles=roles)
+    name = str(claims.get("preferred_username") or subject)
+    expires = claims.get("exp")
+    expires_at = float(expires) if isinstance(expires, int | float) else None
+    return Principal(id=subject, name=name, roles=roles, expires_at=expires_at)
 
 
 def _roles(access: Any) -> frozenset[str]:

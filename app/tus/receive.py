@@ -56,9 +56,7 @@ async def write(ctx: Context, upload_id: str, principal: Principal, chunk: Chunk
 
 
 async def _write(ctx: Context, upload_id: str, principal: Principal, chunk: Chunk) -> Upload:
-    # Someone else's upload is 404 before its lock is asked for: asking makes the owner's
-    # PATCH in progress let go (found by tests/e2e/test_hostile_input.py).
-    await lifecycle.load(ctx, upload_id, principal)
+    await lifecycle.check_owner(ctx, upload_id, principal)
     asked = time.perf_counter()
     async with (
         ctx.locker.hold(upload_id, wait=ctx.settings.lock_wait_seconds) as lease,
