@@ -383,8 +383,8 @@ class MotoServer(_ChildProcess):
         _wait_for_process(self._proc, self._answers, what="moto server", log_path=self.log_path)
 
     def reset(self) -> None:
-        """Forget every bucket and object."""
-        status = http_status("POST", f"{self.endpoint_url}/moto-api/reset")
+        """Forget every bucket and object: seconds after the benchmark's 4 GiB of uploads."""
+        status = http_status("POST", f"{self.endpoint_url}/moto-api/reset", timeout=120)
         if status != 200:
             raise ServiceError(f"moto reset answered {status}")
 
