@@ -20,7 +20,7 @@ MiB = 1024 * 1024
 GiB = 1024 * MiB
 
 T = TypeVar("T")
-SERVERS = ("hypercorn", "uvicorn")
+SERVERS = ("uvicorn", "hypercorn")
 MAX_RETENTION_DAYS = 30
 
 
@@ -91,9 +91,9 @@ class Settings:
     redis_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
-    # The ASGI server: "hypercorn" (HTTP/1.1 and HTTP/2) or "uvicorn" (HTTP/1.1); bench/RESULTS.md
-    # compares them on the upload path.
-    server: str = "hypercorn"
+    # The ASGI server: "uvicorn" (HTTP/1.1, httptools) or "hypercorn" (HTTP/1.1 and HTTP/2);
+    # bench/RESULTS.md compares them on the upload path.
+    server: str = "uvicorn"
 
     # tus
     max_size: int = 1 * GiB
@@ -108,8 +108,8 @@ class Settings:
     # together: a tus client sends one per upload, the page three at once, and a script may run
     # dozens in parallel; None: no limit.
     max_concurrent_patches: int | None = 64
-    # An idle connection (between requests, or under hypercorn one that never finishes sending
-    # its request head) is closed after this long; longer than nginx's keep-alive.
+    # An idle connection, or one that does not finish sending a request head (slowloris), is
+    # closed after this long; longer than nginx's keep-alive.
     keep_alive_timeout_seconds: float = 75.0
     # Bytes gathered from the request body before hashing and writing them off the event loop.
     write_batch_size: int = 256 * 1024

@@ -1,7 +1,8 @@
-"""The gateway under the ASGI server it offers besides hypercorn (setting ``server``, which the
-other tests leave at hypercorn but the forwarded headers' one): an upload in several PATCHes and
-its download come out right, and SIGTERM ends it cleanly; the deadline it is given for request
-heads (app/head_deadline.py) spares bodies, responses and pipelined requests."""
+"""The gateway under the ASGI server it offers besides uvicorn (setting ``server``, which the
+other tests leave at uvicorn but the forwarded headers' and the slow clients' ones): an upload in
+several PATCHes and its download come out right, and SIGTERM ends it cleanly. And the deadline
+uvicorn is given for request heads (app/head_deadline.py) spares bodies, responses and
+pipelined requests."""
 
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ from tests.tus.client import (
 MiB = 1024 * 1024
 
 
-def test_an_upload_in_patches_and_its_download_under_uvicorn(
+def test_an_upload_in_patches_and_its_download_under_hypercorn(
     start: StartTarget, user: str, http: httpx.Client
 ) -> None:
-    target = start("embedded", TUSGATE_SERVER="uvicorn")
+    target = start("embedded", TUSGATE_SERVER="hypercorn")
     body = os.urandom(3 * MiB + 17)
     url = create(http, target, user, len(body))
     for start_at in range(0, len(body), MiB):
