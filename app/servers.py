@@ -87,7 +87,7 @@ async def _uvicorn(
         # The gateway reads Forwarded/X-Forwarded-For itself, from its trusted proxies only
         # (``trusted_proxies``); uvicorn's own rewriting of the client would come first.
         proxy_headers=False,
-        # The C parser (httptools, pinned: 1.13x h11's throughput at 400 uploads), with a
+        # The C parser (httptools, pinned: ~1.1x h11's throughput at 400 uploads), with a
         # deadline for request heads (slowloris), which uvicorn has not.
         http=HeadDeadlineProtocol,
     )
