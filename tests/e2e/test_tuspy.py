@@ -1,4 +1,5 @@
-"""The official Python tus client against both backend combinations."""
+"""The official Python tus client against both backend combinations, and under hypercorn, the
+ASGI server besides the default."""
 
 from __future__ import annotations
 
@@ -28,11 +29,14 @@ def _random_file(path: Path, size: int) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@pytest.mark.parametrize("kind", ["embedded", "services"])
+@pytest.mark.parametrize(
+    ("kind", "server"),
+    [("embedded", "uvicorn"), ("services", "uvicorn"), ("embedded", "hypercorn")],
+)
 def test_thirty_megabytes_in_five_megabyte_chunks_with_checksums(
-    start: StartTarget, user: str, http: httpx.Client, tmp_path: Path, kind: str
+    start: StartTarget, user: str, http: httpx.Client, tmp_path: Path, kind: str, server: str
 ) -> None:
-    target = start(kind)
+    target = start(kind, TUSGATE_SERVER=server)
     path = tmp_path / "thirty.bin"
     expected = _random_file(path, 30 * MB)
     with path.open("rb") as stream:  # tuspy leaves files it opens itself unclosed
