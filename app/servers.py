@@ -2,12 +2,12 @@
 loop, each stopped by SIGINT/SIGTERM after ``drain`` has told the PATCHes in flight to save
 what they received.
 
-uvicorn is the default, with httptools and a deadline for request heads (``head_deadline.py``):
-at 400 concurrent uploads it takes 1.3x hypercorn's throughput in less memory, and answers HEADs
-in half the time (bench/RESULTS.md). hypercorn stays for HTTP/2 (h2c: the gateway has no TLS of
-its own, nginx brings TLS and HTTP/2 in production). granian is not offered: its embedded server
-(the only way to run it in this loop, with our signals) cut downloads short and stalled
-concurrent uploads in the benchmark (bench/RESULTS.md).
+uvicorn is the default, with httptools, a deadline for request heads and a larger read-ahead
+(``uvicorn_protocol.py``): at 400 concurrent uploads it takes 1.3x hypercorn's throughput in
+less memory, and answers HEADs in half the time (bench/RESULTS.md). hypercorn stays for HTTP/2
+(h2c: the gateway has no TLS of its own, nginx brings TLS and HTTP/2 in production). granian is
+not offered: its embedded server (the only way to run it in this loop, with our signals) cut
+downloads short and stalled concurrent uploads in the benchmark (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ async def _uvicorn(
 ) -> None:
     import uvicorn
 
-    from app.head_deadline import HeadDeadlineProtocol
+    from app.uvicorn_protocol import GatewayProtocol
 
     config = uvicorn.Config(
         app,
@@ -88,8 +88,9 @@ async def _uvicorn(
         # (``trusted_proxies``); uvicorn's own rewriting of the client would come first.
         proxy_headers=False,
         # The C parser (httptools, pinned: ~1.1x h11's throughput at 400 uploads), with a
-        # deadline for request heads (slowloris), which uvicorn has not.
-        http=HeadDeadlineProtocol,
+        # deadline for request heads (slowloris), which uvicorn has not, and 256 KiB of body
+        # read ahead instead of 64.
+        http=GatewayProtocol,
     )
 
     class Server(uvicorn.Server):

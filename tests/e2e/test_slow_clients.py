@@ -118,7 +118,7 @@ def test_a_trickling_patch_does_not_hold_up_anyone_and_keeps_its_bytes(
 def test_thousands_of_idle_connections_and_slow_heads_cost_the_others_nothing(
     start: StartTarget, http: httpx.Client, server: str
 ) -> None:
-    # uvicorn alone closed none of them: app/head_deadline.py gives it the deadline.
+    # uvicorn alone closed none of them: app/uvicorn_protocol.py gives it the deadline.
     target = start("embedded", TUSGATE_KEEP_ALIVE_TIMEOUT_SECONDS="5", TUSGATE_SERVER=server)
     parts = urlsplit(target.url)
     address = (parts.hostname or "127.0.0.1", parts.port or 80)

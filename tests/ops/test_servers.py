@@ -1,7 +1,7 @@
 """The gateway under the ASGI server it offers besides uvicorn (setting ``server``, which the
 other tests leave at uvicorn but the forwarded headers' and the slow clients' ones): an upload in
 several PATCHes and its download come out right, and SIGTERM ends it cleanly. And the deadline
-uvicorn is given for request heads (app/head_deadline.py) spares bodies, responses and
+uvicorn is given for request heads (app/uvicorn_protocol.py) spares bodies, responses and
 pipelined requests."""
 
 from __future__ import annotations

@@ -1,0 +1,72 @@
+"""uvicorn's HTTP/1.1 protocol (httptools) as the gateway runs it: with a deadline for every
+request head, and reading up to 256 KiB of a body ahead of the application.
+
+The deadline: uvicorn closes a connection only once it has been idle ``timeout_keep_alive``
+after a response, so a new connection that sends nothing, or a request head sent a byte at a
+time (slowloris), held its connection for ever (2,100 of them still open after 60 s:
+tests/e2e/test_slow_clients.py), whereas hypercorn closes them. Here a connection is closed
+when no complete request head has arrived within ``timeout_keep_alive`` of its opening or of
+its last response. A request body, and the response however long it takes, are not under the
+deadline: the PATCH's own idle timeout (``patch_idle_timeout_seconds``) watches bodies.
+
+The read-ahead: uvicorn stops reading the socket once 64 KiB of body wait for the application,
+and a read brings up to 256 KiB, so it stopped after every read and started again at the next
+``receive``: two ``epoll_ctl`` calls per read, each letting go of the GIL, 19 % of the event
+loop at 400 concurrent uploads (bench/RESULTS.md). It stops past ``BODY_AHEAD`` now, which a
+read alone never passes: only an application slower than its client makes it wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+BODY_AHEAD = 256 * 1024  # body bytes a connection may hold for the application
+
+
+class GatewayProtocol(HttpToolsProtocol):
+    _head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        """uvicorn's, with ``BODY_AHEAD`` where it has 64 KiB (see the module docstring)."""
+        if (
+            self.parser.should_upgrade() and self._should_upgrade()
+        ) or self.cycle.response_complete:
+            return
+        self.cycle.body += body
+        if len(self.cycle.body) > BODY_AHEAD:
+            self.flow.pause_reading()
+        self.cycle.message_event.set()
+
+    def on_response_complete(self) -> None:
+        pipelined = bool(self.pipeline)  # a head already received, served next
+        super().on_response_complete()
+        if not pipelined and not self.transport.is_closing():
+            self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._head_deadline = self.loop.call_later(self.timeout_keep_alive, self._expire)
+
+    def _disarm(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _expire(self) -> None:
+        self._head_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
