@@ -13,16 +13,36 @@ The read-ahead: uvicorn stops reading the socket once 64 KiB of body wait for th
 and a read brings up to 256 KiB, so it stopped after every read and started again at the next
 ``receive``: two ``epoll_ctl`` calls per read, each letting go of the GIL, 19 % of the event
 loop at 400 concurrent uploads (bench/RESULTS.md). It stops past ``BODY_AHEAD`` now, which a
-read alone never passes: only an application slower than its client makes it wait.
+read alone never passes: only an application slower than its client makes it wait. When it
+does for many connections at once (a slow store: 400 uploads on S3 peaked at 512 MiB instead
+of 319), the connections beyond ``FEW_WAITING`` stop at uvicorn's 64 KiB again.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 BODY_AHEAD = 256 * 1024  # body bytes a connection may hold for the application
+FEW_WAITING = 64  # connections stopped at once, past which the others stop at 64 KiB
+
+
+class CountedFlow(FlowControl):
+    """uvicorn's flow control, counting the connections whose reading is stopped."""
+
+    stopped = 0
+
+    def pause_reading(self) -> None:
+        if not self.read_paused:
+            CountedFlow.stopped += 1
+        super().pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused:
+            CountedFlow.stopped -= 1
+        super().resume_reading()
 
 
 class GatewayProtocol(HttpToolsProtocol):
@@ -30,10 +50,12 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.flow = CountedFlow(transport)
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self.flow.resume_reading()  # no longer stopped: gone
         super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
@@ -41,13 +63,15 @@ class GatewayProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
-        """uvicorn's, with ``BODY_AHEAD`` where it has 64 KiB (see the module docstring)."""
+        """uvicorn's, with ``BODY_AHEAD`` where it has 64 KiB while few connections are
+        stopped (see the module docstring)."""
         if (
             self.parser.should_upgrade() and self._should_upgrade()
         ) or self.cycle.response_complete:
             return
         self.cycle.body += body
-        if len(self.cycle.body) > BODY_AHEAD:
+        ahead = BODY_AHEAD if CountedFlow.stopped < FEW_WAITING else HIGH_WATER_LIMIT
+        if len(self.cycle.body) > ahead:
             self.flow.pause_reading()
         self.cycle.message_event.set()
 
