@@ -3,7 +3,7 @@ loop, each stopped by SIGINT/SIGTERM after ``drain`` has told the PATCHes in fli
 what they received.
 
 uvicorn is the default, with httptools, a deadline for request heads and a larger read-ahead
-(``uvicorn_protocol.py``): at 400 concurrent uploads it takes 1.3x hypercorn's throughput in
+(``uvicorn_protocol.py``): at 400 concurrent uploads it takes 1.1-1.5x hypercorn's throughput in
 less memory, and answers HEADs in half the time (bench/RESULTS.md). hypercorn stays for HTTP/2
 (h2c: the gateway has no TLS of its own, nginx brings TLS and HTTP/2 in production). granian is
 not offered: its embedded server (the only way to run it in this loop, with our signals) cut
