@@ -16,6 +16,12 @@ loop at 400 concurrent uploads (bench/RESULTS.md). It stops past ``BODY_AHEAD`` 
 read alone never passes: only an application slower than its client makes it wait. When it
 does for many connections at once (a slow store: 400 uploads on S3 peaked at 512 MiB instead
 of 319), the connections beyond ``FEW_WAITING`` stop at uvicorn's 64 KiB again.
+
+The body before the end: uvicorn drops the body bytes it holds when the client closes its side,
+since ``receive`` answers ``http.disconnect`` from then on. With 64 KiB of read-ahead the end
+of a body rarely came with its last bytes; with 256 KiB it mostly did, and a PATCH cut short
+lost what it had received (tests/tus/test_patch.py). So at the client's end, while body bytes
+wait, the connection stays open until the application has taken them.
 """
 
 from __future__ import annotations
@@ -57,6 +63,15 @@ class GatewayProtocol(HttpToolsProtocol):
         self._disarm()
         self.flow.resume_reading()  # no longer stopped: gone
         super().connection_lost(exc)
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio.Protocol allows it
+        """Keep the connection (half-)open while body bytes wait for the application: its next
+        ``receive`` takes them and reads on, and the end comes again, then closes."""
+        cycle = self.cycle
+        if cycle is not None and cycle.body and not cycle.response_complete:
+            self.flow.pause_reading()
+            return True
+        return None
 
     def on_headers_complete(self) -> None:
         self._disarm()
