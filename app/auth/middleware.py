@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import Headers, QueryParams
@@ -22,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.auth.errors import AuthError, InsufficientRole, InvalidToken
 from app.auth.principal import Principal
+from app.lru import LRU
 
 Verifier = Callable[[str], Awaitable[Principal]]
 
@@ -53,20 +53,17 @@ def remembering(verify: Verifier, capacity: int = 10_000) -> Verifier:
     wraps only a verifier whose keys cannot change while it runs (the local issuer). A refused
     token is not remembered. Bounded: the least recently used tokens go first.
     """
-    accepted: OrderedDict[str, Principal] = OrderedDict()
+    accepted: LRU[str, Principal] = LRU(capacity)
 
     async def verify_remembered(token: str) -> Principal:
         principal = accepted.get(token)
         if principal is not None and principal.expires_at is not None:
             if principal.expires_at > time.time():
-                accepted.move_to_end(token)
                 return principal
-            del accepted[token]
+            accepted.pop(token)
         principal = await verify(token)
         if principal.expires_at is not None:
-            accepted[token] = principal
-            if len(accepted) > capacity:
-                accepted.popitem(last=False)
+            accepted.put(token, principal)
         return principal
 
     return verify_remembered

@@ -8,25 +8,20 @@ Bounded: the least recently used entries go first.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
+from app.lru import LRU
 from app.tus.checksum import Hash
 
 
 class RunningHashes:
     def __init__(self, capacity: int = 10_000) -> None:
-        self._capacity = capacity
-        self._entries: OrderedDict[str, tuple[int, Hash]] = OrderedDict()
+        self._entries: LRU[str, tuple[int, Hash]] = LRU(capacity)
 
     def take(self, upload_id: str, offset: int) -> Hash | None:
         """The hash covering exactly ``offset`` bytes, removed from the cache; else None."""
-        entry = self._entries.pop(upload_id, None)
+        entry = self._entries.pop(upload_id)
         if entry is None or entry[0] != offset:
             return None
         return entry[1]
 
     def put(self, upload_id: str, offset: int, hash_: Hash) -> None:
-        self._entries[upload_id] = (offset, hash_)
-        self._entries.move_to_end(upload_id)
-        while len(self._entries) > self._capacity:
-            self._entries.popitem(last=False)
+        self._entries.put(upload_id, (offset, hash_))

@@ -9,22 +9,11 @@ Bounded: the least recently used entries go first.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from app.lru import LRU
 
 
-class Owners:
+class Owners(LRU[str, str]):
+    """Owner by upload id."""
+
     def __init__(self, capacity: int = 100_000) -> None:
-        self._capacity = capacity
-        self._owners: OrderedDict[str, str] = OrderedDict()
-
-    def get(self, upload_id: str) -> str | None:
-        owner = self._owners.get(upload_id)
-        if owner is not None:
-            self._owners.move_to_end(upload_id)
-        return owner
-
-    def put(self, upload_id: str, owner: str) -> None:
-        self._owners[upload_id] = owner
-        self._owners.move_to_end(upload_id)
-        if len(self._owners) > self._capacity:
-            self._owners.popitem(last=False)
+        super().__init__(capacity)
