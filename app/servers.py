@@ -27,6 +27,9 @@ from app.settings import Settings
 # thousand new connections overflowed that, and the clients dropped waited a second for their
 # SYN to be sent again (uvicorn's default is this already).
 LISTEN_BACKLOG = 2048
+# The ASGI extension by which the application hands the server a region of an open file to send
+# itself (uvicorn here, through uvicorn_protocol.py; hypercorn is sent the bytes).
+ZERO_COPY = "http.response.zerocopysend"
 
 
 async def serve(

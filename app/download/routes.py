@@ -33,10 +33,11 @@ from app.download.access import Reader
 from app.download.choice import cold_copies, hot_copies
 from app.download.headers import etag, last_modified, representation, validators
 from app.download.ranges import Span, Unsatisfiable, none_match, range_applies, requested_span
-from app.download.stream import StoreStream, open_copy, unavailable
+from app.download.stream import Piece, StoreStream, open_copy, unavailable
 from app.files import restore
 from app.quota import downloads as download_quota
 from app.quota.downloads import DownloadRefused, Slot
+from app.servers import ZERO_COPY
 from app.settings import CACHE
 from app.tus.lifecycle import now
 
@@ -61,7 +62,8 @@ async def download(request: Request) -> Response:
     if state.available:
         slot = await _take_slot(ctx, reader, served)
         try:
-            opened = await _open(ctx, sha256, copies, served, state.entry)
+            zero_copy = ZERO_COPY in request.scope.get("extensions", {})
+            opened = await _open(ctx, sha256, copies, served, state.entry, zero_copy)
             if opened is not None:
                 await _record(ctx.db, reader, view, served, opened[0])
         except BaseException:
@@ -90,19 +92,26 @@ async def _take_slot(ctx: Context, reader: Reader, served: Span) -> Slot:
 
 
 async def _open(
-    ctx: Context, sha256: str, copies: list[StoredCopy], served: Span, entry: CacheEntry | None
-) -> tuple[str, AsyncGenerator[bytes, None]] | None:
+    ctx: Context,
+    sha256: str,
+    copies: list[StoredCopy],
+    served: Span,
+    entry: CacheEntry | None,
+    zero_copy: bool,
+) -> tuple[str, AsyncGenerator[Piece, None]] | None:
     """The bytes of the best hot copy, else of the cache's; with the location they come from.
     ``entry`` is the cache's, if availability looked it up (it does not when hot copies exist,
     and the cache is asked only if they all fail)."""
-    opened = await open_copy(ctx, hot_copies(copies, ctx.settings), served)
+    opened = await open_copy(ctx, hot_copies(copies, ctx.settings), served, zero_copy=zero_copy)
     if opened is not None:
         return opened[0].location, opened[1]
     if entry is None:
         entry = await cache_queries.get(ctx.db, sha256)
     if entry is None or not entry.readable(now()):
         return None
-    cached = await open_copy(ctx, [StoredCopy(CACHE, entry.store_key, ONLINE)], served)
+    cached = await open_copy(
+        ctx, [StoredCopy(CACHE, entry.store_key, ONLINE)], served, zero_copy=zero_copy
+    )
     if cached is None:
         return None
     await cache_queries.touch(ctx.db, sha256, now())

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import metrics
 from app.auth.principal import Principal
 from app.logs import REQUEST_ID
+from app.servers import ZERO_COPY
 
 log = logging.getLogger("tusgate.request")
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -55,6 +56,8 @@ class RequestLog:
                 message = {**message, "headers": headers}
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
+            elif message["type"] == ZERO_COPY:
+                sent += message["count"]
             await send(message)
 
         try:

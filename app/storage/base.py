@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,17 @@ class Restorer(Protocol):
 
     async def restored(self, key: str) -> bool:
         """Whether ``key`` can be read now."""
+
+
+@runtime_checkable
+class LocalFiles(Protocol):
+    """A store whose finished objects are files on this machine: a server that sends files
+    itself (``sendfile``: the kernel moves the bytes from the page cache to the socket) is
+    handed the file instead of its bytes."""
+
+    async def open_file(self, key: str) -> BinaryIO:
+        """The object's file, open for reading: ``ObjectNotFound`` if it is missing,
+        ``ObjectArchived`` if it must be restored first."""
 
 
 @dataclass(frozen=True)

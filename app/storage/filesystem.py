@@ -26,6 +26,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from anyio import to_thread
 
@@ -93,6 +94,9 @@ class FilesystemStore:
     def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncGenerator[bytes, None]:
         return _read(self.path(key), key, start, end)
 
+    async def open_file(self, key: str) -> BinaryIO:
+        return await _open(self.path(key), key)
+
     async def delete(self, key: str) -> None:
         with _mapped():
             self.path(key).unlink(missing_ok=True)
@@ -127,10 +131,16 @@ class ColdFilesystemStore(FilesystemStore):
     async def _read_restored(
         self, key: str, start: int, end: int | None
     ) -> AsyncGenerator[bytes, None]:
+        async for chunk in _read(await self._restored_path(key), key, start, end):
+            yield chunk
+
+    async def open_file(self, key: str) -> BinaryIO:
+        return await _open(await self._restored_path(key), key)
+
+    async def _restored_path(self, key: str) -> Path:
         if not await self.restored(key):
             raise ObjectArchived(f"{key} is not restored")
-        async for chunk in _read(self.restore_area / self.path(key).name, key, start, end):
-            yield chunk
+        return self.restore_area / self.path(key).name
 
     async def restore(self, key: str, days: int) -> None:
         if await self.restored(key):
@@ -256,13 +266,17 @@ def _mapped() -> Iterator[None]:
 _reading = 0  # reads in flight in this process, which share READ_BUDGET
 
 
-async def _read(path: Path, key: str, start: int, end: int | None) -> AsyncGenerator[bytes, None]:
-    global _reading
+async def _open(path: Path, key: str) -> BinaryIO:
     with _mapped():
         try:
-            file = await to_thread.run_sync(path.open, "rb")
+            return await to_thread.run_sync(path.open, "rb")
         except FileNotFoundError:
             raise ObjectNotFound(key) from None
+
+
+async def _read(path: Path, key: str, start: int, end: int | None) -> AsyncGenerator[bytes, None]:
+    global _reading
+    file = await _open(path, key)
     _reading += 1
     try:
         position = start
