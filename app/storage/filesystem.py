@@ -277,15 +277,16 @@ async def _open(path: Path, key: str) -> BinaryIO:
 async def _read(path: Path, key: str, start: int, end: int | None) -> AsyncGenerator[bytes, None]:
     global _reading
     file = await _open(path, key)
+    fd = file.fileno()
     _reading += 1
     try:
         position = start
         while end is None or position < end:
             chunk_size = max(READ_CHUNK_MIN, min(READ_CHUNK_MAX, READ_BUDGET // _reading))
             size = chunk_size if end is None else min(chunk_size, end - position)
-            chunk = _cached(file.fileno(), size, position)
+            chunk = _cached(fd, size, position)
             if chunk is None:
-                chunk = await to_thread.run_sync(os.pread, file.fileno(), size, position)
+                chunk = await to_thread.run_sync(os.pread, fd, size, position)
             if not chunk:
                 return
             position += len(chunk)
