@@ -80,12 +80,13 @@ class Writer(Protocol):
 
 @runtime_checkable
 class BlockingWriter(Protocol):
-    """A writer that can also stage bytes from a worker thread (the filesystem's): the caller
-    then runs the write and its own work on the same bytes (hashing) in one thread hop, not
-    two. Each hop cost ~170 µs of CPU, a fifth of the batch's (bench/RESULTS.md)."""
+    """A writer whose write is one blocking call into memory the kernel holds (the
+    filesystem's page cache): the caller runs it with its own work on the same bytes (hashing)
+    in one thread hop, not two, or, while few PATCHes are receiving, on the event loop itself,
+    where a batch costs less than a hop's wake-ups (bench/RESULTS.md)."""
 
     def write_blocking(self, chunks: Sequence[bytes]) -> None:
-        """``Writer.write``, blocking: call it from a worker thread, never the event loop."""
+        """``Writer.write``, blocking: the caller chooses the thread."""
 
 
 @runtime_checkable

@@ -2,8 +2,8 @@
 
 Under the upload's lock: adopt the store's offset, check the request against the upload, its
 length and (for a deferred length) the owner's quota, stream the body into the store while
-hashing it off the event loop, commit in the store, then in the database — and complete the
-upload when its last byte arrived.
+hashing it, commit in the store, then in the database — and complete the upload when its last
+byte arrived.
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ from app.tus import checksum, concat, errors, lifecycle
 from app.tus.body import BodyReader, End
 from app.tus.checksum import ALGORITHMS, Hash
 from app.tus.headers import Checksum
+
+# Up to this many PATCHes receiving at once in this process, a batch is written and hashed on
+# the event loop: a thread hop waits ~0.7 ms for idle cores to wake (on a VM), twice the write
+# and the SHA-256 of a 256 KiB batch; one upload ran 141 -> 220 MiB/s. Past it, threads let
+# hashing use the other cores while the loop serves: 400 at once ran 15 % faster in threads
+# (bench/RESULTS.md, optimisation 21).
+INLINE_PATCHES = 16
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,7 @@ async def _receive(
     """Stream the body into the writer; returns the bytes staged (all of them, or raises)."""
     verify = ALGORITHMS[chunk.checksum.algorithm]() if chunk.checksum else None
     hashes = [hash_ for hash_ in (running, verify) if hash_ is not None]
+    inline = len(ctx.receiving) <= INLINE_PATCHES
     batch: list[bytes] = []
     batched = 0
     total = 0
@@ -189,9 +197,9 @@ async def _receive(
         batch.append(data)
         batched += len(data)
         if batched >= ctx.settings.write_batch_size:
-            await _flush(writer, hashes, batch)
+            await _flush(writer, hashes, batch, inline)
             batch, batched = [], 0
-    await _flush(writer, hashes, batch)
+    await _flush(writer, hashes, batch, inline)
     if chunk.checksum is not None and verify is not None:
         if chunk.reader.end is not End.COMPLETE:
             raise errors.INCOMPLETE_CHECKED_BODY
@@ -200,14 +208,17 @@ async def _receive(
     return total
 
 
-async def _flush(writer: Writer, hashes: Sequence[Hash], batch: list[bytes]) -> None:
-    """Store and hash the batch, off the event loop. A writer that can write from a thread does
-    both in one thread hop; otherwise both run at once, in threads that let go of the GIL, and
-    the store's write stays in this task."""
+async def _flush(writer: Writer, hashes: Sequence[Hash], batch: list[bytes], inline: bool) -> None:
+    """Store and hash the batch. A writer that can write blocking does both right here when
+    ``inline`` (few PATCHes: see ``INLINE_PATCHES``), else in one thread hop; otherwise both run
+    at once, the hashing in threads that let go of the GIL, the store's write in this task."""
     if not batch:
         return
     if isinstance(writer, BlockingWriter):
-        await to_thread.run_sync(_write_and_hash, writer, hashes, batch)
+        if inline:
+            _write_and_hash(writer, hashes, batch)
+        else:
+            await to_thread.run_sync(_write_and_hash, writer, hashes, batch)
         return
     hashing = asyncio.ensure_future(checksum.update(hashes, batch)) if hashes else None
     try:
