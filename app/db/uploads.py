@@ -175,6 +175,18 @@ async def adopt_store_offset(db: Database, upload: Upload, store_offset: int) ->
     )
 
 
+async def rewind_to_store_offset(db: Database, upload: Upload, store_offset: int) -> None:
+    """The store lost what we recorded (power lost before its commit record reached the disk,
+    or ``TUSGATE_FSYNC=false``): its bytes are what there is; the client sends the rest again."""
+    await db.execute(
+        uploads.update()
+        .where(uploads.c.id == upload.id)
+        .where(uploads.c.upload_offset > store_offset)
+        .where(uploads.c.state == RECEIVING)
+        .values(upload_offset=store_offset)
+    )
+
+
 async def finish(
     db: Database,
     upload_id: str,

@@ -187,6 +187,11 @@ async def current(ctx: Context, upload_id: str, principal: Principal) -> Upload:
 
 
 async def adopt(ctx: Context, upload: Upload, store_offset: int) -> Upload:
+    """The store's offset wins: ahead, a commit of ours the database missed; behind, bytes the
+    store lost, which must not be written over at the database's offset (data out of place)."""
+    if store_offset < upload.offset and upload.state == RECEIVING:
+        await queries.rewind_to_store_offset(ctx.db, upload, store_offset)
+        return replace(upload, offset=store_offset)
     if store_offset <= upload.offset:
         return upload
     await queries.adopt_store_offset(ctx.db, upload, store_offset)

@@ -20,26 +20,13 @@ from app.db.uploads import DONE
 from app.settings import Settings
 from app.storage.base import BlockingWriter
 from app.tus import lifecycle, receive
-from app.tus.body import BodyReader
 from app.tus.checksum import Hash
+from tests.tus.bodies import body
 
 pytestmark = pytest.mark.anyio
 
 OWNER = Principal(id="owner", name="owner", roles=frozenset())
 MiB = 1024 * 1024
-
-
-def _body(data: bytes) -> BodyReader:
-    """``data`` as an ASGI server hands it over: 1 MiB per message."""
-    messages = [
-        {"type": "http.request", "body": data[at : at + MiB], "more_body": at + MiB < len(data)}
-        for at in range(0, len(data), MiB)
-    ]
-
-    async def next_message() -> dict[str, object]:
-        return messages.pop(0)
-
-    return BodyReader(next_message, idle_timeout=30)
 
 
 async def test_batches_are_written_on_the_loop_when_few_and_in_threads_when_many(
@@ -62,13 +49,13 @@ async def test_batches_are_written_on_the_loop_when_few_and_in_threads_when_many
             ctx, OWNER, lifecycle.NewUpload(length=len(data), metadata="")
         )
 
-        await receive.write(ctx, upload.id, OWNER, receive.Chunk(0, _body(data[:half])))
+        await receive.write(ctx, upload.id, OWNER, receive.Chunk(0, body(data[:half])))
         assert on_loop == [True] * 3  # one batch per 1 MiB message; alone: no thread hop
 
         on_loop.clear()
         others = [lambda: None for _ in range(receive.INLINE_PATCHES)]
         ctx.receiving.update(others)  # as many PATCHes receiving as are written on the loop
-        done = await receive.write(ctx, upload.id, OWNER, receive.Chunk(half, _body(data[half:])))
+        done = await receive.write(ctx, upload.id, OWNER, receive.Chunk(half, body(data[half:])))
         ctx.receiving.difference_update(others)
         assert on_loop == [False] * 4  # one more: every batch in a thread
 
