@@ -111,7 +111,8 @@ class Settings:
     # An idle connection, or one that does not finish sending a request head (slowloris), is
     # closed after this long; longer than nginx's keep-alive.
     keep_alive_timeout_seconds: float = 75.0
-    # Bytes gathered from the request body before hashing and writing them off the event loop.
+    # Bytes gathered from the request body before hashing and writing them (in a worker thread
+    # while more than a few PATCHes receive: app/tus/receive.py, INLINE_PATCHES).
     write_batch_size: int = 256 * 1024
     fsync: bool = True
     cors_origins: tuple[str, ...] = ("*",)
