@@ -26,7 +26,7 @@ wait, the connection stays open until the application has taken them.
 Files: the application may send a region of an open file (``ZERO_COPY``, ASGI's zero-copy send
 extension: downloads from the filesystem store). It goes out through ``loop.sendfile``, the
 kernel's ``sendfile``: no read into Python, no copy into the socket, no thread. 400 downloads at
-once went from 0.58x to 1.38x nginx's throughput (bench/RESULTS.md, optimisation 20).
+once ran 2.5x faster (bench/RESULTS.md, optimisation 20).
 """
 
 from __future__ import annotations
