@@ -33,10 +33,10 @@ from app.tus.headers import Checksum
 
 # Up to this many PATCHes receiving at once in this process, a batch is written and hashed on
 # the event loop: a thread hop waits ~0.7 ms for idle cores to wake (on a VM), twice the write
-# and the SHA-256 of a 256 KiB batch; one upload ran 141 -> 220 MiB/s. Past it, threads let
-# hashing use the other cores while the loop serves: 400 at once ran 15 % faster in threads
-# (bench/RESULTS.md, optimisation 21).
-INLINE_PATCHES = 16
+# and the SHA-256 of a 256 KiB batch; one upload ran 141 -> 220 MiB/s. Past it, threads: at 10
+# uploads the loop's HEADs took half as long again, and at 400 threads ran 15 % faster, letting
+# hashing use the other cores (bench/RESULTS.md, optimisation 21).
+INLINE_PATCHES = 8
 
 
 @dataclass(frozen=True)
