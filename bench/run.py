@@ -368,13 +368,23 @@ class Bench:
         (nginx served the first files of the run while tusgate wrote 11 GiB after them, and
         read part of them back from the disk: one 1 GiB download 650 MiB/s, 1,400-1,900
         alone.)"""
+        ceilings = self._nginx_downloads()
+        self.clear()
+        rows = self._gateway_downloads()
+        self.clear()
+        for row in rows:
+            nginx_row = next(r for r in ceilings if r["scenario"] == row["scenario"])
+            row["vs ceiling"] = float(row["MiB/s"]) / float(nginx_row["MiB/s"])
+        return rows + ceilings
+
+    def _nginx_downloads(self) -> list[Row]:
         p = self.profile
         files = self.scratch("nginx")
         for readable in (self.root, files):  # nginx may serve as another user
             readable.chmod(0o755)
         disk_ceiling(p.clients, p.size, p.chunk, files, "many")
         disk_ceiling(1, p.big, p.chunk, files, "big")
-        ceilings: list[Row] = []
+        rows = []
         with nginx.static(files) as (url, pid):
             for clients, size, label in ((p.clients, p.size, "many"), (1, p.big, "big")):
                 ceiling = Target(
@@ -389,8 +399,11 @@ class Bench:
                 fetches = [Fetch(f"/{label}-{number}", {}) for number in range(clients)]
                 row = download(ceiling, url, pid, fetches)
                 row["scenario"] = label
-                ceilings.append(row)
-        self.clear()
+                rows.append(row)
+        return rows
+
+    def _gateway_downloads(self) -> list[Row]:
+        p = self.profile
         rows = []
         env = embedded_env(self.scratch("gw-down"))
         with targets.tusgate("tusgate, filesystem (SQLite)", FILESYSTEM, env) as gateway:
@@ -405,11 +418,8 @@ class Bench:
                 row = download(gateway, base, gateway.pid, fetches)
                 row["target"] = f"{gateway.name}: {_what(clients, size)}"
                 row["scenario"] = label
-                nginx_row = next(r for r in ceilings if r["scenario"] == label)
-                row["vs ceiling"] = float(row["MiB/s"]) / float(nginx_row["MiB/s"])
                 rows.append(row)
-        self.clear()
-        return rows + ceilings
+        return rows
 
     def curve(self) -> list[Row]:
         rows = []

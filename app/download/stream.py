@@ -54,7 +54,7 @@ Piece = bytes | Region
 
 
 async def open_copy(
-    ctx: Context, copies: Sequence[StoredCopy], span: Span, *, zero_copy: bool = False
+    ctx: Context, copies: Sequence[StoredCopy], span: Span, *, zero_copy: bool
 ) -> tuple[StoredCopy, AsyncGenerator[Piece, None]] | None:
     """The first of ``copies`` that yields its bytes, and those bytes (as file ``Region``s with
     ``zero_copy``, where the store has local files); None if none does."""
