@@ -3,13 +3,17 @@ transactions that end whatever happens to their task.
 
 Both backends keep compiled statements (``compiled.py``). The SQLite one also keeps connections
 open: stock, every query outside a transaction opens the database file and starts an aiosqlite
-thread for it, and closes both afterwards — a thread start and a schema read per query. And it
-runs each query in one trip to the connection's thread, where stock takes three (execute, fetch,
-close the cursor), each a wake-up of the event loop and a turn at the GIL.
+thread for it, and closes both afterwards — a thread start and a schema read per query. Like
+PostgreSQL's pool it opens no more than a bound, and a query waits for a free connection: kept
+open only up to a number, with more opened when needed, 400 downloads at once started 60
+threads a second (bench/RESULTS.md, optimisation 22). And it runs each query in one trip to the
+connection's thread, where stock takes three (execute, fetch, close the cursor), each a wake-up
+of the event loop and a turn at the GIL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
@@ -26,7 +30,9 @@ from sqlalchemy.sql import ClauseElement
 
 from app.db.compiled import Compilations
 
-IDLE_SQLITE_CONNECTIONS = 16  # kept open between queries; more are opened when needed
+# Open at most, kept open between queries. A writer takes its turn before its connection
+# (``embedded.py``) and readers need no turn, so a connection always comes free.
+SQLITE_CONNECTIONS = 16
 # A COMMIT or ROLLBACK runs to its end even when its task is cancelled, within this: past
 # SQLite's busy timeout (another process writing), so that a slow one still gets its answer.
 TRANSACTION_END_SECONDS = 60.0
@@ -123,23 +129,30 @@ def _execute(
 
 
 class SQLitePool(sqlite.SQLitePool):
-    """Connections kept open once released, up to ``IDLE_SQLITE_CONNECTIONS``."""
+    """At most ``SQLITE_CONNECTIONS`` open, kept open once released."""
 
     def __init__(self, url: DatabaseURL, **options: Any) -> None:
         super().__init__(url, **options)
         self._idle: list[aiosqlite.Connection] = []
+        self._free = asyncio.Semaphore(SQLITE_CONNECTIONS)
 
     async def acquire(self) -> aiosqlite.Connection:
-        if self._idle:
-            return self._idle.pop()
-        return await super().acquire()
+        await self._free.acquire()
+        try:
+            return self._idle.pop() if self._idle else await super().acquire()
+        except BaseException:
+            self._free.release()
+            raise
 
     async def release(self, connection: aiosqlite.Connection) -> None:
-        # One left inside a transaction (a rollback that failed) is not handed out again.
-        if len(self._idle) < IDLE_SQLITE_CONNECTIONS and not connection.in_transaction:
-            self._idle.append(connection)
-        else:
-            await super().release(connection)
+        try:
+            # One left inside a transaction (a rollback that failed) is not handed out again.
+            if connection.in_transaction:
+                await super().release(connection)
+            else:
+                self._idle.append(connection)
+        finally:
+            self._free.release()
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
