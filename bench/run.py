@@ -364,10 +364,10 @@ class Bench:
 
     def downloads(self) -> list[Row]:
         """tusgate's filesystem store against nginx serving the same bytes from disk. Each
-        serves the files just written for it, then they are removed: both from the page cache.
+        serves the files just written for it, then they are removed: both on the same footing.
         (nginx served the first files of the run while tusgate wrote 11 GiB after them, and
-        read part of them back from the disk: one 1 GiB download 650 MiB/s, 1,400-1,900
-        alone.)"""
+        read more of them back from the disk: one 1 GiB download 650 MiB/s, 1,400-1,900
+        alone. On this VM both still read part of their files from the disk.)"""
         ceilings = self._nginx_downloads()
         self.clear()
         rows = self._gateway_downloads()

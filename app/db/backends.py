@@ -4,11 +4,11 @@ transactions that end whatever happens to their task.
 Both backends keep compiled statements (``compiled.py``). The SQLite one also keeps connections
 open: stock, every query outside a transaction opens the database file and starts an aiosqlite
 thread for it, and closes both afterwards — a thread start and a schema read per query. Like
-PostgreSQL's pool it opens no more than a bound, and a query waits for a free connection: kept
-open only up to a number, with more opened when needed, 400 downloads at once started 60
-threads a second (bench/RESULTS.md, optimisation 22). And it runs each query in one trip to the
-connection's thread, where stock takes three (execute, fetch, close the cursor), each a wake-up
-of the event loop and a turn at the GIL.
+PostgreSQL's pool it opens at most a bound, and a query waits for a free connection: when only
+some were kept and more opened as needed, 400 downloads at once started 60 threads a second
+(bench/RESULTS.md, optimisation 22). And it runs each query in one trip to the connection's
+thread, where stock takes three (execute, fetch, close the cursor), each a wake-up of the event
+loop and a turn at the GIL.
 """
 
 from __future__ import annotations
