@@ -24,7 +24,7 @@ from app.context import Context, open_context
 from app.db import DRIVER_ERRORS
 from app.download import links as download_links
 from app.download import routes as download_routes
-from app.jobs import events, sweeper, tiering
+from app.jobs import events, memory, sweeper, tiering
 from app.jobs.events import Publisher
 from app.jobs.schedule import repeat
 from app.jobs.sweeper import sweep
@@ -104,6 +104,11 @@ def create_app(settings: Settings) -> Starlette:
                     lambda: tier(context), settings.tiering_interval_seconds, tiering.log
                 )
             )
+            trim = memory.trimmer()
+            if trim is not None and settings.memory_trim_interval_seconds:
+                context.spawn(
+                    lambda: repeat(trim, settings.memory_trim_interval_seconds, memory.log)
+                )
             if settings.redis_url:
                 publisher = Publisher(context, settings.redis_url)
                 stack.push_async_callback(publisher.close)

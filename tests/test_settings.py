@@ -78,6 +78,10 @@ def test_a_toml_file_sets_kind_priority_and_physical_deletion(tmp_path: Path) ->
         ("quota_max_downloads = -1\n", "quota_max_downloads must not be negative"),
         ('server = "gunicorn"\n', "server must be one of"),
         ("max_concurrent_patches = 0\n", "max_concurrent_patches must be at least 1"),
+        (
+            "memory_trim_interval_seconds = -1\n",
+            "memory_trim_interval_seconds must not be negative",
+        ),
         ("keep_alive_timeout_seconds = 0\n", "keep_alive_timeout_seconds and patch_idle"),
     ],
 )

@@ -196,6 +196,7 @@ async def _receive(
             raise too_much
         batch.append(data)
         batched += len(data)
+        del data  # the batch's own once written: not kept while the next bytes are awaited
         if batched >= ctx.settings.write_batch_size:
             await _flush(writer, hashes, batch, inline)
             batch, batched = [], 0
