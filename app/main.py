@@ -104,11 +104,10 @@ def create_app(settings: Settings) -> Starlette:
                     lambda: tier(context), settings.tiering_interval_seconds, tiering.log
                 )
             )
-            trim = memory.trimmer()
-            if trim is not None and settings.memory_trim_interval_seconds:
-                context.spawn(
-                    lambda: repeat(trim, settings.memory_trim_interval_seconds, memory.log)
-                )
+            above = settings.memory_trim_above_bytes
+            trim = memory.trimmer(above) if above is not None else None
+            if trim is not None:
+                context.spawn(lambda: repeat(trim, memory.INTERVAL_SECONDS, memory.log))
             if settings.redis_url:
                 publisher = Publisher(context, settings.redis_url)
                 stack.push_async_callback(publisher.close)

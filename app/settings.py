@@ -114,8 +114,8 @@ class Settings:
     # Bytes gathered from the request body before hashing and writing them (in a worker thread
     # while more than a few PATCHes receive: app/tus/receive.py, INLINE_PATCHES).
     write_batch_size: int = 256 * 1024
-    # How often freed memory is given back to the system (app/jobs/memory.py); 0: never.
-    memory_trim_interval_seconds: float = 0.25
+    # Past this resident size, memory freed is given back to the system (app/jobs/memory.py).
+    memory_trim_above_bytes: int | None = 192 * MiB
     fsync: bool = True
     cors_origins: tuple[str, ...] = ("*",)
 
@@ -236,7 +236,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "TUSGATE_MAX_CONCURRENT_PATCHES": ("", "max_concurrent_patches"),
     "TUSGATE_KEEP_ALIVE_TIMEOUT_SECONDS": ("", "keep_alive_timeout_seconds"),
     "TUSGATE_FSYNC": ("", "fsync"),
-    "TUSGATE_MEMORY_TRIM_INTERVAL_SECONDS": ("", "memory_trim_interval_seconds"),
+    "TUSGATE_MEMORY_TRIM_ABOVE_BYTES": ("", "memory_trim_above_bytes"),
     "TUSGATE_CORS_ORIGINS": ("", "cors_origins"),
     "TUSGATE_RETENTION_DAYS": ("", "retention_days"),
     "TUSGATE_ADMIN_ROLE": ("", "admin_role"),
@@ -413,8 +413,8 @@ def _validate(settings: Settings) -> None:
         raise ValueError(
             "keep_alive_timeout_seconds and patch_idle_timeout_seconds must be positive"
         )
-    if settings.memory_trim_interval_seconds < 0:
-        raise ValueError("memory_trim_interval_seconds must not be negative")
+    if settings.memory_trim_above_bytes is not None and settings.memory_trim_above_bytes < 0:
+        raise ValueError("memory_trim_above_bytes must not be negative (or none: never)")
     if settings.write_batch_size < 4096:
         raise ValueError("write_batch_size must be at least 4096 bytes")
     if settings.link_ttl_seconds < 1:

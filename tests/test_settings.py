@@ -79,8 +79,8 @@ def test_a_toml_file_sets_kind_priority_and_physical_deletion(tmp_path: Path) ->
         ('server = "gunicorn"\n', "server must be one of"),
         ("max_concurrent_patches = 0\n", "max_concurrent_patches must be at least 1"),
         (
-            "memory_trim_interval_seconds = -1\n",
-            "memory_trim_interval_seconds must not be negative",
+            "memory_trim_above_bytes = -1\n",
+            "memory_trim_above_bytes must not be negative",
         ),
         ("keep_alive_timeout_seconds = 0\n", "keep_alive_timeout_seconds and patch_idle"),
     ],

@@ -4,7 +4,8 @@ In a fresh interpreter, so that the heap holds only what the test put there: blo
 (a socket read's size), from the heap once one such block was freed (glibc raises its mmap
 threshold then, as it does in the gateway's first seconds), each followed by a small block that
 stays alive and pins it inside the heap, as the gateway's long-lived objects do. Freeing the big
-ones leaves the resident size where it was until the job's round.
+ones leaves the resident size where it was until the job's round, which gives them back only
+once the process is past its limit.
 """
 
 from __future__ import annotations
@@ -16,14 +17,9 @@ MiB = 1024 * 1024
 
 SCRIPT = """
 import asyncio
-from app.jobs import memory
+import sys
+from app.jobs.memory import resident, trimmer
 
-def resident():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-
-trim = memory.trimmer()
 bytes(256 * 1024)  # freed at once: glibc then serves such sizes from its heap, not by mmap
 big, pins = [], []
 for _ in range(400):
@@ -31,14 +27,23 @@ for _ in range(400):
     pins.append(bytearray(4096))
 big.clear()
 before = resident()
-asyncio.run(trim())
+asyncio.run(trimmer(above=before + int(sys.argv[1]))())
 print(before, resident())
 """
 
 
-def test_a_round_gives_freed_blocks_back_to_the_system() -> None:
+def _trimmed(headroom: int) -> int:
+    """What a round gives back when the limit is ``headroom`` above the resident size."""
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True
+        [sys.executable, "-c", SCRIPT, str(headroom)], capture_output=True, text=True, check=True
     ).stdout
     before, after = (int(field) for field in out.split())
-    assert before - after > 80 * MiB  # of the 100 MiB freed
+    return before - after
+
+
+def test_past_the_limit_a_round_gives_freed_blocks_back_to_the_system() -> None:
+    assert _trimmed(-1) > 80 * MiB  # of the 100 MiB freed
+
+
+def test_below_the_limit_freed_blocks_are_kept_for_reuse() -> None:
+    assert _trimmed(1 * MiB) < 1 * MiB
