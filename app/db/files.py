@@ -76,17 +76,26 @@ async def register(db: Database, new: NewFile) -> Registered | None:
             db, new.upload_id, sha256=new.sha256, store_key=None, at=new.created_at
         ):
             return None
+        # The file's row, written either way: the write locks it as ``lock_file`` does.
         await db.execute(
             upsert(db, files)
             .values(sha256=new.sha256, size=new.size, created_at=new.created_at)
-            .on_conflict_do_nothing(index_elements=["sha256"])
+            .on_conflict_do_update(index_elements=["sha256"], set_={"size": files.c.size})
         )
-        await lock_file(db, new.sha256)
-        older = await db.fetch_one(
-            sa.select(file_copies.c.store_key)
-            .where(file_copies.c.sha256 == new.sha256)
-            .where(file_copies.c.location == new.location)
+        found = await db.fetch_one(
+            sa.select(
+                sa.select(file_copies.c.store_key)
+                .where(file_copies.c.sha256 == new.sha256)
+                .where(file_copies.c.location == new.location)
+                .scalar_subquery()
+                .label("older"),
+                sa.exists()
+                .where(file_owners.c.sha256 == new.sha256)
+                .where(file_owners.c.legal_hold.is_(True))
+                .label("held"),
+            )
         )
+        assert found is not None  # a SELECT without FROM has its one row
         copy_values = {"store_key": new.store_key, "state": ONLINE, "created_at": new.created_at}
         await db.execute(
             upsert(db, file_copies)
@@ -94,17 +103,10 @@ async def register(db: Database, new: NewFile) -> Registered | None:
             .on_conflict_do_update(index_elements=["sha256", "location"], set_=copy_values)
         )
         retired = None
-        if older is not None:
-            retired = Copy(new.location, older["store_key"])
+        if found["older"] is not None:
+            retired = Copy(new.location, found["older"])
             await schedule_deletion(db, retired, new.created_at)
-        held = bool(
-            await db.fetch_one(
-                sa.select(file_owners.c.owner)
-                .where(file_owners.c.sha256 == new.sha256)
-                .where(file_owners.c.legal_hold.is_(True))
-                .limit(1)
-            )
-        )
+        held = bool(found["held"])
         owner_values = {
             "name": new.name,
             "content_type": new.content_type,
