@@ -32,8 +32,8 @@ Trim = Callable[[], Awaitable[None]]
 
 
 def trimmer(above: int) -> Trim | None:
-    """A round of the job, or None where the C library cannot give memory back. It runs on the
-    event loop: 0.7 ms at the peak above, about what a thread hop would cost in wake-ups."""
+    """A round of the job, or None where the C library cannot give memory back. The round runs
+    on the event loop: a call took 0.7 ms at the peak above, about what a thread hop waits."""
     malloc_trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
     if malloc_trim is None:
         return None
