@@ -4,14 +4,14 @@ soft limit (``memory_trim_above_bytes``), like Go's GOMEMLIMIT.
 Under many stalled uploads (400 at once on a slow S3) the process allocates and frees blocks of
 64 KiB to 1 MiB all the time: socket reads of up to 256 KiB, bodies joined by the ASGI server,
 batches of ``write_batch_size``. glibc's allocator keeps what is freed in its heaps for reuse,
-so the resident size grows with its holes: 313 to 335 MiB at the peak where the bytes alive were
-about half of that. ``malloc_trim(0)`` hands the free pages inside the heaps back; every 0.25 s
-it took 0.7 ms and the peak fell to 263 to 282 MiB (bench/RESULTS.md, optimisation 23).
+so the resident size grows with its holes: 313 to 335 MiB at the peak. ``malloc_trim(0)`` hands
+the free pages inside the heaps back; every 0.25 s it took 0.7 ms and the peak fell to 263 to
+282 MiB, about half of it alive (bench/RESULTS.md, optimisation 23).
 
 Not below the limit: the pages given back are faulted in again when next used, which costs
 where bytes flow fast. Trimming always, 400 uploads on the filesystem store (148 MiB) ran at
-232 instead of 268 MiB/s. glibc's ``MALLOC_MMAP_THRESHOLD_`` got the S3 peak as low, but at a
-fifth more CPU all the time: every such block became an ``mmap`` of its own.
+232 instead of 268 MiB/s. glibc's ``MALLOC_MMAP_THRESHOLD_`` got the S3 peak lower (256 MiB),
+but at a fifth more CPU all the time: every such block became an ``mmap`` of its own.
 
 Only glibc has ``malloc_trim``; with another C library (musl, macOS) there is nothing to do.
 """
