@@ -104,8 +104,7 @@ def create_app(settings: Settings) -> Starlette:
                     lambda: tier(context), settings.tiering_interval_seconds, tiering.log
                 )
             )
-            above = settings.memory_trim_above_bytes
-            trim = memory.trimmer(above) if above is not None else None
+            trim = memory.trimmer(settings.memory_trim_above_bytes)
             if trim is not None:
                 context.spawn(lambda: repeat(trim, memory.INTERVAL_SECONDS, memory.log))
             if settings.redis_url:

@@ -31,11 +31,12 @@ INTERVAL_SECONDS = 0.25  # between two looks at the resident size
 Trim = Callable[[], Awaitable[None]]
 
 
-def trimmer(above: int) -> Trim | None:
-    """A round of the job, or None where the C library cannot give memory back. The round runs
-    on the event loop: a call took 0.7 ms at the peak above, about what a thread hop waits."""
+def trimmer(above: int | None) -> Trim | None:
+    """A round of the job, or None where there is no job: no limit (``above`` None), or a C
+    library that cannot give memory back. The round runs on the event loop: a call took 0.7 ms
+    at the peak above, about what a thread hop waits."""
     malloc_trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-    if malloc_trim is None:
+    if above is None or malloc_trim is None:
         return None
     malloc_trim.argtypes = [ctypes.c_size_t]
     malloc_trim.restype = ctypes.c_int
