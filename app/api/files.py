@@ -44,18 +44,13 @@ async def delete(request: Request) -> Response:
     principal = caller(request)
     sha256 = request.path_params["sha256"]
     ctx = context(request)
-    if not SHA256.fullmatch(sha256) or not await catalogue.drop_owner(ctx, sha256, principal.id):
-        raise HTTPException(404, "file not found")
-    await audit.record(
-        ctx.db,
-        Event(
-            "file.deleted",
-            principal.id,
-            owner=principal.id,
-            sha256=sha256,
-            client=principal.address,
-        ),
+    event = Event(
+        "file.deleted", principal.id, owner=principal.id, sha256=sha256, client=principal.address
     )
+    if not SHA256.fullmatch(sha256) or not await catalogue.drop_owner(
+        ctx, sha256, principal.id, event
+    ):
+        raise HTTPException(404, "file not found")
     return Response(status_code=204)
 
 

@@ -16,6 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from databases import Database
 
+from app.db import audit
+from app.db.audit import Event
 from app.db.files import Copy, schedule_deletion
 from app.db.schema import cache_entries
 from app.settings import CACHE
@@ -146,21 +148,25 @@ async def heartbeat(db: Database, entry: CacheEntry, now: datetime) -> bool:
 
 
 async def ready(
-    db: Database, entry: CacheEntry, key: str, now: datetime, expires_at: datetime
+    db: Database, entry: CacheEntry, key: str, now: datetime, expires_at: datetime, event: Event
 ) -> bool:
-    """The restore is in the cache as ``key``; False if the claim was lost meanwhile.
+    """The restore is in the cache as ``key``, recorded with ``event``; False (and nothing
+    recorded) if the claim was lost meanwhile.
 
     Until now ``store_key`` held the name the copy was created under, which identifies the
     claim; a store may have prefixed it to make the key.
     """
-    row = await db.fetch_one(
-        cache_entries.update()
-        .where(cache_entries.c.sha256 == entry.sha256)
-        .where(cache_entries.c.store_key == entry.store_key)
-        .where(cache_entries.c.state == RESTORING)
-        .values(state=READY, store_key=key, expires_at=expires_at, last_read_at=now)
-        .returning(cache_entries.c.sha256)
-    )
+    async with db.transaction():
+        row = await db.fetch_one(
+            cache_entries.update()
+            .where(cache_entries.c.sha256 == entry.sha256)
+            .where(cache_entries.c.store_key == entry.store_key)
+            .where(cache_entries.c.state == RESTORING)
+            .values(state=READY, store_key=key, expires_at=expires_at, last_read_at=now)
+            .returning(cache_entries.c.sha256)
+        )
+        if row is not None:
+            await audit.record(db, event)
     return row is not None
 
 

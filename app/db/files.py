@@ -8,14 +8,15 @@ finishing at once (the primary key admits one).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from databases import Database
 
+from app.db import audit, upsert
 from app.db import uploads as upload_queries
-from app.db import upsert
+from app.db.audit import Event
 from app.db.schema import cache_entries, file_copies, file_owners, files, pending_deletions
 from app.settings import CACHE
 
@@ -59,8 +60,10 @@ class Registered:
     held: bool  # the file is on legal hold: its new copy must be protected too
 
 
-async def register(db: Database, new: NewFile) -> Registered | None:
-    """Catalogue an upload's bytes and mark the upload done, atomically.
+async def register(db: Database, new: NewFile, event: Event) -> Registered | None:
+    """Catalogue an upload's bytes and mark the upload done, atomically, with ``event`` (its
+    audit record, the outbox of published events) told whether the bytes were a duplicate:
+    a crash can lose neither the event of a registered file nor make one of a file not there.
 
     A file is stored once per location. When the bytes are already there, the newest upload's
     copy replaces the older one (returned for deletion): the stored object is then never older
@@ -119,6 +122,8 @@ async def register(db: Database, new: NewFile) -> Registered | None:
             .values(sha256=new.sha256, owner=new.owner, legal_hold=held, **owner_values)
             .on_conflict_do_update(index_elements=["sha256", "owner"], set_=owner_values)
         )
+        detail = {**event.detail, "duplicate": retired is not None}
+        await audit.record(db, replace(event, detail=detail))
     return Registered(retired, held)
 
 
@@ -150,10 +155,13 @@ async def owned_by(db: Database, owner: str) -> list[OwnedFile]:
     ]
 
 
-async def remove_owner(db: Database, sha256: str, owner: str) -> list[Copy] | None:
-    """Drop one ownership. None if there was none; else the copies to delete physically,
-    which is every copy once the last owner is gone (their rows go with it), the restore
-    cache's included."""
+async def remove_owner(db: Database, sha256: str, owner: str, event: Event) -> list[Copy] | None:
+    """Drop one ownership, recording ``event`` with it. None if there was none; else the
+    copies to delete physically, which is every copy once the last owner is gone (their rows
+    go with it), the restore cache's included.
+
+    The event is the transaction's last statement: its id is taken at the insert, and the
+    publisher (``jobs/events.py``) counts on a row's commit following its id closely."""
     async with db.transaction():
         await lock_file(db, sha256)
         removed = await db.fetch_one(
@@ -169,23 +177,28 @@ async def remove_owner(db: Database, sha256: str, owner: str) -> list[Copy] | No
             .select_from(file_owners)
             .where(file_owners.c.sha256 == sha256)
         )
-        if remaining:
-            return []
-        rows = await db.fetch_all(
-            file_copies.delete()
-            .where(file_copies.c.sha256 == sha256)
-            .returning(file_copies.c.location, file_copies.c.store_key)
-        )
-        cached = await db.fetch_all(
-            cache_entries.delete()
-            .where(cache_entries.c.sha256 == sha256)
-            .returning(cache_entries.c.store_key)
-        )
-        await db.execute(files.delete().where(files.c.sha256 == sha256))
-        copies = [Copy(row["location"], row["store_key"]) for row in rows]
-        copies += [Copy(CACHE, row["store_key"]) for row in cached]
-        for copy in copies:
-            await schedule_deletion(db, copy, datetime.now(UTC))
+        copies = [] if remaining else await _forget_file(db, sha256)
+        await audit.record(db, event)
+    return copies
+
+
+async def _forget_file(db: Database, sha256: str) -> list[Copy]:
+    """Remove a file that lost its last owner, scheduling the deletion of all its copies."""
+    rows = await db.fetch_all(
+        file_copies.delete()
+        .where(file_copies.c.sha256 == sha256)
+        .returning(file_copies.c.location, file_copies.c.store_key)
+    )
+    cached = await db.fetch_all(
+        cache_entries.delete()
+        .where(cache_entries.c.sha256 == sha256)
+        .returning(cache_entries.c.store_key)
+    )
+    await db.execute(files.delete().where(files.c.sha256 == sha256))
+    copies = [Copy(row["location"], row["store_key"]) for row in rows]
+    copies += [Copy(CACHE, row["store_key"]) for row in cached]
+    for copy in copies:
+        await schedule_deletion(db, copy, datetime.now(UTC))
     return copies
 
 

@@ -11,14 +11,16 @@ from collections.abc import Sequence
 
 from app.context import Context
 from app.db import files as file_queries
+from app.db.audit import Event
 from app.db.files import Copy
 from app.settings import CACHE, Settings
 from app.storage.base import Holder
 
 
-async def drop_owner(ctx: Context, sha256: str, owner: str) -> bool:
-    """Remove one ownership; the bytes go with the last owner. False if there was none."""
-    copies = await file_queries.remove_owner(ctx.db, sha256, owner)
+async def drop_owner(ctx: Context, sha256: str, owner: str, event: Event) -> bool:
+    """Remove one ownership, recording ``event`` with it; the bytes go with the last owner.
+    False (and nothing recorded) if there was none."""
+    copies = await file_queries.remove_owner(ctx.db, sha256, owner, event)
     if copies is None:
         return False
     await delete_copies(ctx, copies)

@@ -21,7 +21,6 @@ import anyio
 
 from app import metrics
 from app.context import Context
-from app.db import audit
 from app.db import cache as cache_queries
 from app.db.audit import SYSTEM, Event
 from app.db.cache import RESTORING, CacheEntry
@@ -129,18 +128,10 @@ async def _restore(ctx: Context, entry: CacheEntry, cold: Sequence[StoredCopy]) 
     source, key = restored
     moment = now()
     expires_at = moment + timedelta(hours=ctx.settings.cache_ttl_hours)
-    if not await cache_queries.ready(ctx.db, entry, key, moment, expires_at):
+    detail = {"location": source, "size": entry.size}
+    event = Event("file.restored", SYSTEM, sha256=entry.sha256, detail=detail)
+    if not await cache_queries.ready(ctx.db, entry, key, moment, expires_at, event):
         await ctx.stores[CACHE].delete(key)  # the file went meanwhile
-        return
-    await audit.record(
-        ctx.db,
-        Event(
-            "file.restored",
-            SYSTEM,
-            sha256=entry.sha256,
-            detail={"location": source, "size": entry.size},
-        ),
-    )
 
 
 async def _first_restored(

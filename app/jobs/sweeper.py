@@ -59,11 +59,8 @@ async def sweep(ctx: Context, now: datetime | None = None) -> Report:
         except LockTimeout:
             continue  # a PATCH is writing to it right now, so it is not idle after all
     for ownership in await file_queries.expired_ownerships(ctx.db, moment, BATCH):
-        if await catalogue.drop_owner(ctx, ownership.sha256, ownership.owner):
-            await audit.record(
-                ctx.db,
-                Event("file.expired", SYSTEM, owner=ownership.owner, sha256=ownership.sha256),
-            )
+        event = Event("file.expired", SYSTEM, owner=ownership.owner, sha256=ownership.sha256)
+        if await catalogue.drop_owner(ctx, ownership.sha256, ownership.owner, event):
             report.files_expired += 1
     for upload in await queries.completing(ctx.db, BATCH):
         await lifecycle.resume_completion(ctx, upload.id)

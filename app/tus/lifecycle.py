@@ -229,6 +229,7 @@ async def complete(ctx: Context, upload: Upload, *, running: Hash | None) -> Upl
             created_at=at,
             expires_at=at + timedelta(days=ctx.settings.retention_days),
         ),
+        _event("upload.completed", upload, sha256, {"size": upload.offset}),
     )
     if registered is None:
         return done  # another completion of this upload registered it
@@ -236,8 +237,6 @@ async def complete(ctx: Context, upload: Upload, *, running: Hash | None) -> Upl
         await catalogue.protect(ctx, [Copy(upload.location, key)], held=True)
     if registered.retired is not None:
         await catalogue.delete_copies(ctx, [registered.retired])
-    detail = {"size": upload.offset, "duplicate": registered.retired is not None}
-    await _record(ctx, "upload.completed", upload, sha256, detail)
     return done
 
 
@@ -246,18 +245,15 @@ async def _refuse(ctx: Context, upload: Upload, sha256: str) -> None:
     if await queries.end(ctx.db, upload, TERMINATED):
         await release(ctx, upload)
         detail = {"expected_sha256": upload.expected_sha256}
-        await _record(ctx, "upload.refused", upload, sha256, detail)
+        await audit.record(ctx.db, _event("upload.refused", upload, sha256, detail))
     raise errors.DIGEST_MISMATCH
 
 
-async def _record(
-    ctx: Context, action: str, upload: Upload, sha256: str, detail: dict[str, Any]
-) -> None:
+def _event(action: str, upload: Upload, sha256: str, detail: dict[str, Any]) -> Event:
     """An audit event of the upload's owner, about the upload's bytes."""
-    event = Event(
+    return Event(
         action, upload.owner, owner=upload.owner, upload_id=upload.id, sha256=sha256, detail=detail
     )
-    await audit.record(ctx.db, event)
 
 
 async def hash_object(store: Store, key: str) -> str:
@@ -305,21 +301,19 @@ async def terminate(ctx: Context, upload_id: str, principal: Principal) -> None:
         if not await queries.end(ctx.db, upload, TERMINATED):
             raise errors.NOT_FOUND.but("it changed meanwhile")
         await release(ctx, upload)
-        action = "upload.terminated"
-        if upload.state == DONE and upload.sha256 is not None:
-            await catalogue.drop_owner(ctx, upload.sha256, upload.owner)
-            action = "file.deleted"
-        await audit.record(
-            ctx.db,
-            Event(
-                action,
-                principal.id,
-                owner=upload.owner,
-                upload_id=upload.id,
-                sha256=upload.sha256,
-                client=principal.address,
-            ),
+        event = Event(
+            "upload.terminated",
+            principal.id,
+            owner=upload.owner,
+            upload_id=upload.id,
+            sha256=upload.sha256,
+            client=principal.address,
         )
+        if upload.state == DONE and upload.sha256 is not None:
+            deleted = replace(event, action="file.deleted")
+            if await catalogue.drop_owner(ctx, upload.sha256, upload.owner, deleted):
+                return
+        await audit.record(ctx.db, event)
 
 
 async def release(ctx: Context, upload: Upload) -> None:

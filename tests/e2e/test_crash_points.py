@@ -51,6 +51,7 @@ DURING_UPLOADS = [
         "app.storage.s3.writer:S3Writer.finish:after:2",
     ),
     ("all bytes recorded, file not yet registered", "app.db.files:register:before:1"),
+    ("file registered, nothing after it done", "app.db.files:register:after:1"),
 ]
 DURING_CONCATENATION = [
     ("a small part assembled and uploaded", "app.storage.s3.store:S3Store._assemble_part:after:1"),
@@ -166,6 +167,16 @@ def check_uploads(http: httpx.Client, target: Target, jobs: list[Job], finals: l
                 assert info["sha256"] == upload.sha256
 
 
+def check_events(postgres: PostgresServer, target: Target) -> None:
+    """Every file-making upload that is done has its one ``upload.completed`` event, whatever
+    the kills: the audit trail is the outbox of published events (``app/jobs/events.py``)."""
+    done = rows(
+        postgres, target, "SELECT id FROM uploads WHERE state = 'done' AND sha256 IS NOT NULL"
+    )
+    events = rows(postgres, target, "SELECT upload_id FROM audit WHERE action = 'upload.completed'")
+    assert sorted(row["upload_id"] for row in events) == sorted(row["id"] for row in done)
+
+
 def check_leftovers(postgres: PostgresServer, target: Target, uploads: list[Job | Final]) -> None:
     """The uploads still receiving are the abandoned ones, and at most one more for each POST
     whose answer a kill cut off (its client never heard of it, and sent another)."""
@@ -263,6 +274,7 @@ def test_fifty_uploads_survive_kills_at_named_points(
     gateway.start()
     assert len(fleet.kills) == len(DURING_UPLOADS) + len(DURING_CONCATENATION)
     check_uploads(http, crashing, jobs, finals)
+    check_events(postgres, crashing)
     check_leftovers(postgres, crashing, [*jobs, *finals])
     sweep_and_audit(http, postgres, crashing, own_s3, expected_files(jobs, finals))
 
@@ -312,4 +324,9 @@ def test_sweeps_killed_at_named_points_leave_nothing_behind(
         sweep(postgres, crashing, past_retention, point)
     sweep(postgres, crashing, past_retention)
     assert audit(postgres, crashing, own_s3) == Audit(0, 0, 0, 0)
+    expired = rows(
+        postgres, crashing, "SELECT owner, sha256 FROM audit WHERE action = 'file.expired'"
+    )
+    owned = [(owner, sha256) for owner, by_sha in files.items() for sha256 in by_sha]
+    assert sorted((row["owner"], row["sha256"]) for row in expired) == sorted(owned)
     check_quotas(http, postgres, crashing, {owner: {} for owner in files})
