@@ -32,6 +32,7 @@ from app.storage.filesystem import ColdFilesystemStore, FilesystemStore
 from app.storage.s3 import S3Store
 from app.tus.hashes import RunningHashes
 from app.tus.owners import Owners
+from app.workers import Workers
 
 
 @dataclass
@@ -53,6 +54,8 @@ class Context:
     # Uploads a PATCH of this instance holds: it records its own store commits. Each maps to
     # the offset committed in the store, once the PATCH's writer knows it (0 before).
     patching: dict[str, int] = field(default_factory=dict)
+    # Threads for the PATCH batches' writes and hashes while many uploads receive at once.
+    workers: Workers = field(default_factory=Workers)
 
     @property
     def upload_store(self) -> Store:
@@ -136,6 +139,7 @@ async def open_context(settings: Settings, stack: AsyncExitStack) -> Context:
         verify=open_verifier(settings, issuer, stack),
         meter=meter,
     )
+    stack.callback(context.workers.close)  # after the tasks below have ended
     context.tasks = await stack.enter_async_context(anyio.create_task_group())
     stack.callback(context.tasks.cancel_scope.cancel)
     return context

@@ -14,8 +14,7 @@ import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
-
-from anyio import to_thread
+from functools import partial
 
 from app import metrics
 from app.auth.principal import Principal
@@ -198,9 +197,9 @@ async def _receive(
         batched += len(data)
         del data  # the batch's own once written: not kept while the next bytes are awaited
         if batched >= ctx.settings.write_batch_size:
-            await _flush(writer, hashes, batch, inline)
+            await _flush(ctx, writer, hashes, batch, inline)
             batch, batched = [], 0
-    await _flush(writer, hashes, batch, inline)
+    await _flush(ctx, writer, hashes, batch, inline)
     if chunk.checksum is not None and verify is not None:
         if chunk.reader.end is not End.COMPLETE:
             raise errors.INCOMPLETE_CHECKED_BODY
@@ -209,17 +208,20 @@ async def _receive(
     return total
 
 
-async def _flush(writer: Writer, hashes: Sequence[Hash], batch: list[bytes], inline: bool) -> None:
+async def _flush(
+    ctx: Context, writer: Writer, hashes: Sequence[Hash], batch: list[bytes], inline: bool
+) -> None:
     """Store and hash the batch. A writer that can write blocking does both right here when
-    ``inline`` (few PATCHes: see ``INLINE_PATCHES``), else in one thread hop; otherwise both run
-    at once, the hashing in threads that let go of the GIL, the store's write in this task."""
+    ``inline`` (few PATCHes: see ``INLINE_PATCHES``), else in one hop to the context's worker
+    threads; otherwise both run at once, the hashing in threads that let go of the GIL, the
+    store's write in this task."""
     if not batch:
         return
     if isinstance(writer, BlockingWriter):
         if inline:
             _write_and_hash(writer, hashes, batch)
         else:
-            await to_thread.run_sync(_write_and_hash, writer, hashes, batch)
+            await ctx.workers.run(partial(_write_and_hash, writer, hashes, batch))
         return
     hashing = asyncio.ensure_future(checksum.update(hashes, batch)) if hashes else None
     try:
