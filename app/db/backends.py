@@ -16,17 +16,20 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 import anyio
 import databases
 from databases.backends import postgres, sqlite
 from databases.backends.common.records import Record, Row, create_column_maps
+from databases.backends.sqlite import CompilationContext
 from databases.core import DatabaseURL
 from sqlalchemy.engine.cursor import CursorResultMetaData
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from app.db.compiled import Compilations
 
@@ -38,17 +41,31 @@ SQLITE_CONNECTIONS = 16
 TRANSACTION_END_SECONDS = 60.0
 
 
+class _PostgresShape:
+    """A statement shape as asyncpg runs it: numbered SQL and the order of its arguments."""
+
+    def __init__(self, compiled: SQLCompiler) -> None:
+        keys = sorted(compiled.params)  # stock's numbering: by the parameters' names
+        self.sql = compiled.string % {key: f"${number}" for number, key in enumerate(keys, 1)}
+        self.binds = _binds(compiled, keys)
+        self.columns = compiled._result_columns
+
+
 class PostgresConnection(postgres.PostgresConnection):
-    compilations: Compilations
+    compilations: Compilations[_PostgresShape]
 
     def _compile(self, query: ClauseElement) -> Any:
-        return super()._compile(self.compilations.prepare(query))
+        found = self.compilations.find(query)
+        if found is None:
+            return super()._compile(query)
+        shape, values = found
+        return shape.sql, _arguments(shape.binds, values), shape.columns
 
 
 class PostgresBackend(postgres.PostgresBackend):
     def __init__(self, database_url: DatabaseURL | str, **options: Any) -> None:
         super().__init__(database_url, **options)
-        self._compilations = Compilations(self._dialect)
+        self._compilations = Compilations(self._dialect, _PostgresShape)
 
     def connection(self) -> PostgresConnection:
         connection = PostgresConnection(self, self._dialect)
@@ -58,55 +75,105 @@ class PostgresBackend(postgres.PostgresBackend):
 
 T = TypeVar("T")
 Rows = tuple[list[tuple[Any, ...]], Any]  # the rows and the cursor's description
+Binds = list[tuple[str, Callable[[Any], Any] | None]]  # each argument's name and converter
+
+
+class _SQLiteShape:
+    """A statement shape as SQLite runs it, and how to read its rows: what stock derives
+    from the compilation for every query, here once per shape (SQLAlchemy's own result cache
+    keeps the rows' metadata by compiled statement too)."""
+
+    def __init__(self, dialect: Any, sql: str, binds: Binds, columns: Any, context: Any) -> None:
+        self.dialect = dialect
+        self.sql = sql
+        self.binds = binds
+        self.columns = columns
+        self.context = context
+        self._maps: Any = None
+        self._metadata: tuple[Any, Any] | None = None  # the description it was made for
+
+    @classmethod
+    def derive(cls, dialect: Any, compiled: SQLCompiler) -> _SQLiteShape:
+        context = dialect.execution_ctx_cls()
+        context.dialect = dialect
+        context.result_column_struct = (
+            compiled._result_columns,
+            compiled._ordered_columns,
+            compiled._textual_ordered_columns,
+            compiled._ad_hoc_textual,
+            compiled._loose_column_name_matching,
+        )
+        binds = _binds(compiled, compiled.positiontup or [])
+        columns = compiled._result_columns
+        return cls(dialect, compiled.string, binds, columns, CompilationContext(context))
+
+    def records(self, rows: list[tuple[Any, ...]], description: Any) -> list[Record]:
+        if not rows:
+            return []
+        if self._maps is None:
+            self._maps = create_column_maps(self.columns)
+        if self._metadata is None or self._metadata[0] != description:
+            self._metadata = (description, CursorResultMetaData(self.context, description))
+        metadata: Any = self._metadata[1]
+        return [
+            Record(
+                Row(metadata, metadata._processors, metadata._keymap, row),
+                self.columns,
+                self.dialect,
+                self._maps,
+            )
+            for row in rows
+        ]
 
 
 class SQLiteConnection(sqlite.SQLiteConnection):
     """Each query in one trip to the connection's thread (``_execute``, aiosqlite's own way to
     run a function there): the statement, its rows and the cursor's closing together."""
 
-    compilations: Compilations
+    compilations: Compilations[_SQLiteShape]
 
     def _compile(self, query: ClauseElement) -> Any:
-        return super()._compile(self.compilations.prepare(query))
+        shape, args = self._prepare(query)
+        return shape.sql, args, shape.columns, shape.context
+
+    def _prepare(self, query: ClauseElement) -> tuple[_SQLiteShape, list[Any]]:
+        found = self.compilations.find(query)
+        if found is None:
+            sql, args, columns, context = cast(Any, super()._compile(query))
+            return _SQLiteShape(self._dialect, sql, [], columns, context), args
+        shape, values = found
+        return shape, _arguments(shape.binds, values)
 
     async def fetch_all(self, query: ClauseElement) -> list[Any]:
-        sql, args, columns, context = self._compile(query)
-        rows, description = await self._in_thread(_fetch, sql, args, None)
-        return self._records(rows, description, columns, context)
+        shape, args = self._prepare(query)
+        rows, description = await self._in_thread(_fetch, shape.sql, args, None)
+        return shape.records(rows, description)
 
     async def fetch_one(self, query: ClauseElement) -> Any:
-        sql, args, columns, context = self._compile(query)
-        rows, description = await self._in_thread(_fetch, sql, args, 1)
-        return next(iter(self._records(rows, description, columns, context)), None)
+        shape, args = self._prepare(query)
+        rows, description = await self._in_thread(_fetch, shape.sql, args, 1)
+        return next(iter(shape.records(rows, description)), None)
 
     async def execute(self, query: ClauseElement) -> Any:
         """The new row's id for an INSERT, else the rows changed. (Stock answers any statement
         with the id of the connection's last INSERT, if it ever made one.)"""
-        sql, args, _, _ = self._compile(query)
-        last_row_id, row_count = await self._in_thread(_execute, sql, args)
-        return last_row_id if sql.lstrip()[:6].upper() == "INSERT" else row_count
+        shape, args = self._prepare(query)
+        last_row_id, row_count = await self._in_thread(_execute, shape.sql, args)
+        return last_row_id if shape.sql.lstrip()[:6].upper() == "INSERT" else row_count
 
     async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
         assert self._connection is not None, "Connection is not acquired"
         run: Callable[..., Awaitable[T]] = self._connection._execute
         return await run(function, self._connection._conn, *args)
 
-    def _records(
-        self, rows: list[tuple[Any, ...]], description: Any, columns: Any, context: Any
-    ) -> list[Record]:
-        if not rows:
-            return []
-        maps = create_column_maps(columns)
-        metadata: Any = CursorResultMetaData(context, description)
-        return [
-            Record(
-                Row(metadata, metadata._processors, metadata._keymap, row),
-                columns,
-                self._dialect,
-                maps,
-            )
-            for row in rows
-        ]
+
+def _binds(compiled: SQLCompiler, keys: Sequence[str]) -> Binds:
+    processors: dict[str, Any] = dict(compiled._bind_processors)
+    return [(key, processors.get(key)) for key in keys]
+
+
+def _arguments(binds: Binds, values: dict[str, Any]) -> list[Any]:
+    return [values[key] if convert is None else convert(values[key]) for key, convert in binds]
 
 
 def _fetch(connection: sqlite3.Connection, sql: str, args: Sequence[Any], size: int | None) -> Rows:
@@ -165,7 +232,9 @@ class SQLiteBackend(sqlite.SQLiteBackend):
         super().__init__(database_url, **options)
         self._kept = SQLitePool(self._database_url, **self._options)
         self._pool = self._kept
-        self._compilations = Compilations(self._dialect)
+        self._compilations = Compilations(
+            self._dialect, partial(_SQLiteShape.derive, self._dialect)
+        )
 
     async def disconnect(self) -> None:
         await self._kept.close()

@@ -39,34 +39,38 @@ def _statements(n: int) -> list[Any]:
     ]
 
 
+def _kept(dialect: Any) -> Compilations[Any]:
+    """Compilations that keep the compiled statement itself as the shape."""
+    return Compilations(dialect, lambda compiled: compiled)
+
+
 @pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
 def test_a_known_shape_is_compiled_once_and_carries_the_new_values(dialect: Any) -> None:
-    compilations = Compilations(dialect)
+    compilations = _kept(dialect)
     for n in (1, 2, 3):
         for statement in _statements(n):
             fresh = statement.compile(dialect=dialect)
-            kept = compilations.prepare(statement).compile()
+            found = compilations.find(statement)
+            assert found is not None
+            kept, values = found
             assert kept.string == fresh.string
-            assert kept.params == fresh.params
-            assert kept.construct_params() == fresh.construct_params()
-    kept_shapes = list(compilations._compiled.values())
+            assert values == fresh.construct_params()
+    kept_shapes = list(compilations._shapes.values())
     assert len(kept_shapes) == len(_statements(0))
     assert None not in kept_shapes
 
 
 def test_statements_whose_sql_depends_on_their_values_are_not_kept() -> None:
-    compilations = Compilations(DIALECTS[0])
-    statement = uploads.select().where(uploads.c.id.in_(["a", "b"]))
-    assert compilations.prepare(statement) is statement
-    assert not compilations._compiled
+    compilations = _kept(DIALECTS[0])
+    assert compilations.find(uploads.select().where(uploads.c.id.in_(["a", "b"]))) is None
+    assert not compilations._shapes
 
 
 def test_a_shape_whose_values_cannot_be_carried_over_is_compiled_each_time() -> None:
-    compilations = Compilations(DIALECTS[0])
+    compilations = _kept(DIALECTS[0])
     shape = uploads.select().where(uploads.c.id == sa.bindparam("id"))
     for value in ("one", "two"):
-        statement = shape.params(id=value)
-        assert compilations.prepare(statement) is statement
+        assert compilations.find(shape.params(id=value)) is None
 
 
 async def test_queries_of_one_shape_read_and_write_their_own_rows(url: str) -> None:  # noqa: F811
