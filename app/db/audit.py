@@ -33,14 +33,16 @@ class Event:
     sha256: str | None = None
     client: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
-    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Both are set as the row is written, so read back only: the events job counts on ``at``
+    # being the insert's moment, which is just before its commit (see ``following``).
+    at: datetime | None = None
     id: int | None = None
 
 
 async def record(db: Database, event: Event) -> None:
     await db.execute(
         audit.insert().values(
-            at=event.at,
+            at=datetime.now(UTC),
             action=event.action,
             actor=event.actor,
             owner=event.owner,
@@ -90,7 +92,8 @@ async def following(
 ) -> list[Event]:
     """Events of ``actions`` after ``after_id``, oldest first, recorded before
     ``settled_before`` (so that an id taken by a transaction still committing cannot be
-    overtaken: ids are handed out before commit)."""
+    overtaken: ids are handed out before commit). Sound because a published event is its
+    transaction's last statement, stamped as it is inserted."""
     rows = await db.fetch_all(
         audit.select()
         .where(audit.c.id > after_id, audit.c.action.in_(list(actions)))

@@ -43,7 +43,7 @@ def payload(event: Event) -> str:
         {
             "id": event.id,
             "type": event.action,
-            "at": event.at.isoformat().replace("+00:00", "Z"),
+            "at": event.at and event.at.isoformat().replace("+00:00", "Z"),
             "user": event.owner or event.actor,
             "sha256": event.sha256,
             "upload_id": event.upload_id,

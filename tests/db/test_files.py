@@ -124,3 +124,15 @@ async def test_removing_an_ownership_records_its_event_once(db: Database) -> Non
     with pytest.raises(Exception, match=r"(?i)null"):
         await file_queries.remove_owner(db, SHA, other.owner, broken)
     assert len(await db.fetch_all(file_owners.select())) == 1  # the removal rolled back
+
+
+async def test_an_event_is_stamped_as_it_is_written(db: Database) -> None:
+    """The events job publishes only rows stamped a while ago, trusting that by then every
+    smaller id has committed: so the stamp is the insert's moment, not the Event's making."""
+    new = await _completing(db, "stamped")
+    event = _completed(new)
+    made = datetime.now(UTC)
+    await file_queries.register(db, new, event)
+    [recorded] = await _events(db, "upload.completed")
+    assert recorded.at is not None
+    assert recorded.at.replace(tzinfo=UTC) >= made
