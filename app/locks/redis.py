@@ -3,8 +3,10 @@
 Layout in Redis (all names start with `prefix`):
 
 - `{prefix}lock:{key}`: a string holding the holder's random token, with a TTL. Taken with
-  `SET NX PX`; renewed every ttl/3 and deleted only by a script that first checks the token, so a
-  holder whose lease expired can never renew or delete its successor's lock.
+  `SET NX PX`; renewed every ttl/3 and deleted only by scripts that first check the token, so a
+  holder whose lease expired can never renew or delete its successor's lock. One task per locker
+  renews all its leases in a single script call per round: a task and a call per lease cost a
+  sixth of the event loop at 400 uploads on S3 (bench/RESULTS.md, optimisation 28).
 - `{prefix}lock-release`: a pub/sub channel; a message is a key whose holder should let go. Every
   locker listens once (a background task started by `start`) and fires the release callbacks of
   its own lease for that key, if it has one.
@@ -50,11 +52,16 @@ RECONNECT_DELAY = 0.5
 RELEASE_TIMEOUT = 5.0
 """Longest a release may take; past it the key is left to expire."""
 
+# KEYS: the locks; ARGV[1]: the TTL in ms, ARGV[i + 1]: the token of KEYS[i]. 1 where renewed.
 _RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('pexpire', KEYS[1], ARGV[2])
+local renewed = {}
+for i, key in ipairs(KEYS) do
+    renewed[i] = 0
+    if redis.call('get', key) == ARGV[i + 1] then
+        renewed[i] = redis.call('pexpire', key, ARGV[1])
+    end
 end
-return 0
+return renewed
 """
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -80,7 +87,6 @@ class RedisLease:
         """`time.monotonic()` when the last successful SET or renewal was sent: the key lives at
         least `ttl` past it."""
         self.release_signal = ReleaseSignal()
-        self.keeper: asyncio.Task[None] | None = None
         self._lost = False
 
     def on_release_requested(self, callback: Callable[[], None]) -> None:
@@ -109,7 +115,7 @@ class RedisLocker:
         self._renew: AsyncScript | None = None
         self._release: AsyncScript | None = None
         self._leases: dict[str, RedisLease] = {}
-        self._keepers: set[asyncio.Task[None]] = set()
+        self._keeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._redis is not None:
@@ -137,16 +143,17 @@ class RedisLocker:
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
         self._listener = asyncio.create_task(self._listen(pubsub), name="lock-release listener")
+        self._keeper = asyncio.create_task(self._keep(), name="lock keeper")
 
     async def close(self) -> None:
         redis, pubsub, self._redis, self._pubsub = self._redis, self._pubsub, None, None
         if redis is None or pubsub is None:
             return
-        tasks = [t for t in (self._listener, *self._keepers) if t is not None]
+        tasks = [t for t in (self._listener, self._keeper) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._listener = None
+        self._listener = self._keeper = None
         self._leases.clear()
         await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         await redis.aclose()
@@ -207,16 +214,11 @@ class RedisLocker:
     def _register(self, lease: RedisLease) -> RedisLease:
         """Track a new lease; runs right after SET, with no await, so no request slips between."""
         self._leases[lease.key] = lease
-        lease.keeper = asyncio.create_task(self._keep(lease), name=f"lock keeper {lease.key}")
-        self._keepers.add(lease.keeper)
-        lease.keeper.add_done_callback(self._keepers.discard)
         return lease
 
     async def _let_go(self, lease: RedisLease) -> None:
         if self._leases.get(lease.key) is lease:
             del self._leases[lease.key]
-        if lease.keeper is not None:
-            lease.keeper.cancel()
         if self._redis is not None:  # after close() the lease is left to expire, as documented
             await self._delete(lease.key, lease.token)
 
@@ -230,39 +232,43 @@ class RedisLocker:
         if scope.cancelled_caught:
             logger.warning("releasing lock %r timed out, it will expire", key)
 
-    async def _keep(self, lease: RedisLease) -> None:
-        """Renew the lease every ttl/3 until cancelled; mark it lost once it cannot be renewed.
+    async def _keep(self) -> None:
+        """Renew every lease every ttl/3, in one call; mark a lease lost once it cannot be.
 
-        After a failed renewal the next try is brought forward so that it happens by the time the
-        key would expire: the lease is declared lost when that last chance fails too.
+        A lease taken between two rounds is first renewed by the next, within ttl/3. After a
+        failed round the next is brought forward so that it happens by the time the first key
+        would expire: a lease is declared lost when that last chance fails too.
         """
         assert self._renew is not None
         period = self._ttl / 3
         delay = period
         while True:
             await anyio.sleep(delay)
+            delay = period
+            leases = [lease for lease in self._leases.values() if not lease.lost]
+            if not leases:
+                continue
             sent = time.monotonic()
-            expires = lease.renewed_at + self._ttl
-            renewed: bool | None = None
-            with anyio.move_on_after(expires - sent):
+            renewed: list[int | None] = [None] * len(leases)  # None: no answer
+            with anyio.move_on_after(min(lease.renewed_at for lease in leases) + self._ttl - sent):
                 try:
-                    ttl_ms = int(self._ttl * 1000)
-                    renewed = bool(
-                        await self._renew(
-                            keys=[self._lock_key(lease.key)], args=[lease.token, ttl_ms]
-                        )
+                    renewed = await self._renew(
+                        keys=[self._lock_key(lease.key) for lease in leases],
+                        args=[int(self._ttl * 1000), *(lease.token for lease in leases)],
                     )
                 except RedisError as exc:
-                    logger.warning("could not renew lock %r: %s", lease.key, exc)
-            if renewed:
-                lease.renewed_at = sent
-                delay = period
-                continue
-            if renewed is False or time.monotonic() >= expires:
-                logger.warning("lost lock %r", lease.key)
-                lease.mark_lost()
-                return
-            delay = min(period, expires - time.monotonic())
+                    logger.warning("could not renew %d locks: %s", len(leases), exc)
+            now = time.monotonic()
+            for lease, done in zip(leases, renewed, strict=True):
+                expires = lease.renewed_at + self._ttl
+                if done:
+                    lease.renewed_at = sent
+                elif done == 0 or now >= expires:
+                    if self._leases.get(lease.key) is lease:  # not let go meanwhile
+                        logger.warning("lost lock %r", lease.key)
+                        lease.mark_lost()
+                else:
+                    delay = min(delay, expires - now)
 
     async def _listen(self, pubsub: PubSub) -> None:
         while True:

@@ -238,6 +238,29 @@ async def test_lease_taken_behind_its_back_is_lost(redis_url: str) -> None:
         await client.aclose()
 
 
+async def test_a_stolen_lease_is_lost_alone(redis_url: str) -> None:
+    """One call renews all of a locker's leases: the one whose key was taken is lost, and the
+    others stay held past their TTL."""
+    client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        async with (
+            started(RedisLocker(redis_url, ttl=0.6)) as locker,
+            locker.hold("kept", wait=0) as kept,
+            locker.hold("stolen", wait=0) as stolen,
+        ):
+            lost = anyio.Event()
+            stolen.on_release_requested(lost.set)
+            await client.set("tusgate:lock:stolen", "someone else")
+            with anyio.fail_after(HANG_GUARD):
+                await lost.wait()
+            await anyio.sleep(1.2)  # the passing of time under test: two TTLs
+            assert stolen.lost
+            assert not kept.lost
+            assert await client.get("tusgate:lock:kept") == kept.token
+    finally:
+        await client.aclose()
+
+
 async def test_lease_whose_key_vanished_is_lost(redis_url: str) -> None:
     client = redis.asyncio.Redis.from_url(redis_url)
     try:
