@@ -42,24 +42,43 @@ TRANSACTION_END_SECONDS = 60.0
 
 
 class _PostgresShape:
-    """A statement shape as asyncpg runs it: numbered SQL and the order of its arguments."""
+    """A statement shape as asyncpg runs it: numbered SQL, the order of its arguments, and the
+    maps its rows are read by (stock makes them per query, rendering every column's name)."""
 
     def __init__(self, compiled: SQLCompiler) -> None:
         keys = sorted(compiled.params)  # stock's numbering: by the parameters' names
         self.sql = compiled.string % {key: f"${number}" for number, key in enumerate(keys, 1)}
         self.binds = _binds(compiled, keys)
         self.columns = compiled._result_columns
+        self.maps = create_column_maps(self.columns)
 
 
 class PostgresConnection(postgres.PostgresConnection):
     compilations: Compilations[_PostgresShape]
 
     def _compile(self, query: ClauseElement) -> Any:
+        sql, args, columns, _ = self._prepare(query)
+        return sql, args, columns
+
+    def _prepare(self, query: ClauseElement) -> tuple[str, list[Any], Any, Any]:
         found = self.compilations.find(query)
         if found is None:
-            return super()._compile(query)
+            sql, args, columns = super()._compile(query)
+            return sql, args, columns, create_column_maps(columns)
         shape, values = found
-        return shape.sql, _arguments(shape.binds, values), shape.columns
+        return shape.sql, _arguments(shape.binds, values), shape.columns, shape.maps
+
+    async def fetch_all(self, query: ClauseElement) -> list[Any]:
+        assert self._connection is not None, "Connection is not acquired"
+        sql, args, columns, maps = self._prepare(query)
+        rows = await self._connection.fetch(sql, *args)
+        return [Record(row, columns, self._dialect, maps) for row in rows]
+
+    async def fetch_one(self, query: ClauseElement) -> Any:
+        assert self._connection is not None, "Connection is not acquired"
+        sql, args, columns, maps = self._prepare(query)
+        row = await self._connection.fetchrow(sql, *args)
+        return None if row is None else Record(row, columns, self._dialect, maps)
 
 
 class PostgresBackend(postgres.PostgresBackend):
