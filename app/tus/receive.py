@@ -213,8 +213,8 @@ async def _flush(
 ) -> None:
     """Store and hash the batch. A writer that can write blocking does both right here when
     ``inline`` (few PATCHes: see ``INLINE_PATCHES``), else in one hop to the context's worker
-    threads; otherwise both run at once, the hashing in threads that let go of the GIL, the
-    store's write in this task."""
+    threads; otherwise both run at once, the hashing in those threads (hashlib lets go of the
+    GIL), the store's write in this task."""
     if not batch:
         return
     if isinstance(writer, BlockingWriter):
@@ -223,7 +223,11 @@ async def _flush(
         else:
             await ctx.workers.run(partial(_write_and_hash, writer, hashes, batch))
         return
-    hashing = asyncio.ensure_future(checksum.update(hashes, batch)) if hashes else None
+    hashing = None
+    if hashes:
+        hashing = asyncio.ensure_future(
+            ctx.workers.run(partial(checksum.update_blocking, hashes, batch))
+        )
     try:
         await writer.write(batch)
     finally:
