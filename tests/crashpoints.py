@@ -38,6 +38,11 @@ class CrashPoint:
     def __str__(self) -> str:
         return f"{self.module}:{self.path}:{self.when}:{self.nth}"
 
+    @property
+    def mark(self) -> str:
+        """The line a process writes as it dies here."""
+        return f"{MARK} {self}"
+
     @classmethod
     def parse(cls, text: str) -> CrashPoint:
         module, path, when, nth = text.split(":")
@@ -47,7 +52,7 @@ class CrashPoint:
 
 
 def die(point: CrashPoint) -> None:
-    sys.stderr.write(f"{MARK} {point}\n")
+    sys.stderr.write(f"{point.mark}\n")
     sys.stderr.flush()
     os.kill(os.getpid(), signal.SIGKILL)
 

@@ -22,7 +22,7 @@ import redis
 
 from tests.bucket_audit import Audit, audit, check_quotas, rows
 from tests.crash_fleet import Final, Fleet, Job, finals_for, jobs_for
-from tests.crashpoints import ENV, MARK, CrashPoint
+from tests.crashpoints import ENV, CrashPoint
 from tests.gateways import StartTarget, Target, new_user
 from tests.services import REPO_ROOT, Gateway, MotoServer, PostgresServer, ServiceError, log_tail
 from tests.tus.client import OCTETS, create, wait_for
@@ -91,7 +91,7 @@ class CrashingGateway(Gateway):
         is still waiting; ``died_at`` then checks that death like any other.
         """
         point = self.env.get(ENV)
-        mark = None if point is None else f"{MARK} {CrashPoint.parse(point)}"
+        mark = None if point is None else CrashPoint.parse(point).mark
         seen = 0 if mark is None else self.log_text().count(mark)
         try:
             super().start()
@@ -103,7 +103,7 @@ class CrashingGateway(Gateway):
         """Wait until the gateway killed itself at ``point``."""
         code = self.wait(timeout)
         assert code == -9, f"the gateway exited with {code}\n{log_tail(self.log_path)}"
-        assert f"{MARK} {CrashPoint.parse(point)}" in self.log_text()
+        assert CrashPoint.parse(point).mark in self.log_text()
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ def sweep(postgres: PostgresServer, target: Target, at: datetime, point: str | N
         assert done.returncode == 0, done.stderr
     else:
         assert done.returncode == -9, done.stderr
-        assert f"{MARK} {CrashPoint.parse(point)}" in done.stderr
+        assert CrashPoint.parse(point).mark in done.stderr
 
 
 def locks_expired(postgres: PostgresServer, target: Target) -> None:
